@@ -1,0 +1,45 @@
+# VMemTrans build, test and benchmark entry points.
+GO        ?= go
+BIN       ?= bin
+FUZZTIME  ?= 10s
+RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./cmd/...
+
+.PHONY: all build build-nocgo test test-race lint fuzz bench demo rig fixtures clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+# Every build must work without cgo and without libibverbs.
+build-nocgo:
+	CGO_ENABLED=0 $(GO) build ./...
+
+test: build-nocgo lint
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+lint:
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# Each fuzz target for a bounded time.
+fuzz:
+	bash scripts/fuzz-all.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	bash scripts/demo.sh
+
+# The QEMU rig: SoftRoCE, vsock and a real Linux guest under TCG.
+rig:
+	bash test/rig/rig.sh
+
+# Regenerate the committed guest-memory fixtures (slow: boots QEMU guests).
+fixtures:
+	bash test/rig/fixture/make-fixtures.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,47 @@
+// Command vmemtrans is the VMemTrans ops CLI and daemon launcher.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+// Flags every subcommand shares.
+var (
+	jsonOutput bool
+	logLevel   string
+	log        zerolog.Logger
+)
+
+var rootCmd = &cobra.Command{
+	Use:           "vmemtrans",
+	Short:         "Secure monitoring of split-memory virtual machines",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		lvl, err := zerolog.ParseLevel(logLevel)
+		if err != nil {
+			return fmt.Errorf("log level %q: %w", logLevel, err)
+		}
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).
+			Level(lvl).With().Timestamp().Logger()
+		return nil
+	},
+}
+
+func init() {
+	rootCmd.PersistentFlags().BoolVar(&jsonOutput, "json", false, "print machine-readable JSON")
+	rootCmd.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+}
+
+// Subcommands live in their own files and register themselves with
+// rootCmd.AddCommand in an init function.
+func main() {
+	if err := rootCmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "vmemtrans:", err)
+		os.Exit(1)
+	}
+}
