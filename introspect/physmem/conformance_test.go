@@ -1,0 +1,122 @@
+package physmem_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
+)
+
+func writeFile(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func zstdBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(b, nil)
+}
+
+func open(t testing.TB, open func(string) (*physmem.Image, error), path string) *physmem.Image {
+	t.Helper()
+	img, err := open(path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+func testDump(content []byte) []byte {
+	return physmemtest.BuildDump(physmemtest.DumpSpec{
+		Segments: physmemtest.SplitContent(content, 3),
+		CPUs:     []physmemtest.DumpCPU{{CR3: 0x1944000, CR4: 0x6f0}},
+	})
+}
+
+func TestConformanceBytes(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader { return physmem.NewBytes(c) })
+}
+
+func TestConformanceRaw(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		return open(t, physmem.OpenRaw, writeFile(t, "raw.img", c))
+	})
+}
+
+func TestConformanceOpenRaw(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		img := open(t, physmem.Open, writeFile(t, "raw.img", c))
+		if img.Format() != physmem.FormatRaw || img.Compressed() {
+			t.Fatalf("sniffed %s (compressed %v), want raw", img.Format(), img.Compressed())
+		}
+		return img
+	})
+}
+
+func TestConformanceZstdRaw(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		img := open(t, physmem.Open, writeFile(t, "raw.img.zst", zstdBytes(t, c)))
+		if img.Format() != physmem.FormatRaw || !img.Compressed() {
+			t.Fatalf("sniffed %s (compressed %v), want compressed raw", img.Format(), img.Compressed())
+		}
+		return img
+	})
+}
+
+func TestConformanceDumpBytes(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		img, err := physmem.NewDumpBytes(testDump(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	})
+}
+
+func TestConformanceDumpFile(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		img := open(t, physmem.Open, writeFile(t, "vm.elf", testDump(c)))
+		if img.Format() != physmem.FormatELFDump {
+			t.Fatalf("sniffed %s, want elf-dump", img.Format())
+		}
+		return img
+	})
+}
+
+func TestConformanceZstdDump(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		img := open(t, physmem.Open, writeFile(t, "vm.elf.zst", zstdBytes(t, testDump(c))))
+		if img.Format() != physmem.FormatELFDump || !img.Compressed() {
+			t.Fatalf("sniffed %s (compressed %v), want compressed elf-dump", img.Format(), img.Compressed())
+		}
+		if cpus := img.CPUs(); len(cpus) != 1 || cpus[0].CR3 != 0x1944000 {
+			t.Fatalf("CPUs() = %+v, want one CPU with CR3 0x1944000", cpus)
+		}
+		return img
+	})
+}
+
+func TestConformanceMemFile(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		return open(t, func(p string) (*physmem.Image, error) { return physmem.OpenMemFile(p, nil) }, writeFile(t, "guest.mem", c))
+	})
+}
+
+func TestConformanceWithLatency(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		return physmem.WithLatency(physmem.NewBytes(c), 0)
+	})
+}
