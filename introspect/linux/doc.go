@@ -1,0 +1,29 @@
+// Package linux walks Linux kernel objects and runs IDS checks over a
+// linux.Target: a running kernel seen from outside, with symbols at their
+// runtime addresses, BTF type layout and batched virtual reads.
+//
+// Contract of every walker here:
+//   - Batched: a walk issues one ReadVirt batch per step of a pointer chain
+//     (following a list is inherently sequential), and each step reads every
+//     field it will need from the object in the same range; the fields reached
+//     through pointers (parent, credentials, struct pid) come in one batch for
+//     all objects at once. Round trips, not bytes, are what cost on a remote
+//     page fabric.
+//   - Bounded: Options.MaxObjects caps every walk (ErrLimit).
+//   - Cycle-safe: a visited set stops a list or tree that loops (ErrCycle).
+//     A live guest changes under the walker, so a walk can see a torn list.
+//   - Garbage-tolerant: a pointer that is not a plausible kernel address or
+//     cannot be read stops that walk with ErrBadPointer / ErrUnreadable and
+//     returns what was found so far; a bad field of one object is recorded in
+//     that object's Err and the others are still reported. Nothing panics on
+//     any memory contents (fuzzed).
+//
+// Checks: CheckSyscalls (every sys_call_table entry points into kernel text;
+// the owners of the ones that do not), HashText/CompareText (SHA-256 per
+// kernel text page against a baseline recorded on the same boot: KASLR and
+// boot-time patching make text differ between boots), and HiddenTasks (tasks
+// reachable from the PID namespace's IDR but missing from the task list).
+//
+// Addresses marshal to JSON as "0x..." hex strings: they exceed 2^53, where
+// JSON numbers lose precision in many consumers.
+package linux
