@@ -1,0 +1,248 @@
+package tcpfallback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
+)
+
+// callState tells who owns a call's buffers.
+type callState uint8
+
+const (
+	statePending   callState = iota // sent, reply not started; caller may abandon
+	stateReading                    // the reader is filling its buffers
+	stateAbandoned                  // caller gave up; the reader discards the reply
+)
+
+// call is one request on the wire.
+type call struct {
+	id      uint32
+	op      control.Type
+	entries []*fabric.SlotIO // read, write, free: one per slot in the request
+	reply   []byte           // control ops: the reply payload
+	err     error            // whole-request failure
+	state   callState        // guarded by Transport.mu
+	done    chan struct{}
+}
+
+// entryErr is the per-slot form of a status code.
+func entryErr(slot uint64, c control.Code) error {
+	return fmt.Errorf("slot %d: %w", slot, c.Err())
+}
+
+// batch validates entries locally, then sends the rest in requests of at
+// most MaxBatch slots, keeping up to InFlight requests outstanding.
+func (t *Transport) batch(ctx context.Context, op control.Type, batch []fabric.SlotIO) error {
+	if len(batch) == 0 {
+		return t.ready(ctx)
+	}
+	if err := t.ready(ctx); err != nil {
+		for i := range batch {
+			batch[i].Err = err
+		}
+		return err
+	}
+	valid := make([]*fabric.SlotIO, 0, len(batch))
+	bad := 0
+	for i := range batch {
+		e := &batch[i]
+		e.Err = nil
+		switch {
+		case op != control.TypeFree && len(e.Buf) != fabric.PageSize:
+			e.Err = fmt.Errorf("slot %d: buffer of %d bytes: %w", e.Slot, len(e.Buf), fabric.ErrBufferSize)
+		case e.Slot >= t.slots:
+			e.Err = fmt.Errorf("slot %d of %d: %w", e.Slot, t.slots, fabric.ErrSlotRange)
+		default:
+			valid = append(valid, e)
+			continue
+		}
+		bad++
+	}
+	var calls []*call
+	var cause error
+	for len(valid) > 0 {
+		n := min(len(valid), t.opts.MaxBatch)
+		c, err := t.start(ctx, op, valid[:n], nil)
+		if err != nil {
+			cause = err
+			for _, e := range valid {
+				e.Err = err
+			}
+			break
+		}
+		calls = append(calls, c)
+		valid = valid[n:]
+	}
+	for _, c := range calls {
+		if err := t.wait(ctx, c); err != nil {
+			if cause == nil {
+				cause = err
+			}
+			for _, e := range c.entries {
+				e.Err = err
+			}
+		}
+	}
+	return summarise(batch, bad, cause)
+}
+
+// summarise builds a batch's return value: nil, ErrPartial, the cause of a
+// whole-batch failure, or both when a failure struck part of the batch.
+func summarise(batch []fabric.SlotIO, bad int, cause error) error {
+	failed := 0
+	for i := range batch {
+		if batch[i].Err != nil {
+			failed++
+		}
+	}
+	switch {
+	case failed == 0:
+		return nil
+	case cause != nil && failed == len(batch):
+		return cause
+	case cause != nil:
+		return fmt.Errorf("%d of %d entries failed: %w: %w", failed, len(batch), fabric.ErrPartial, cause)
+	}
+	return fmt.Errorf("%d of %d entries failed: %w", failed, len(batch), fabric.ErrPartial)
+}
+
+// ready reports why no call can start now: a dead context or connection.
+func (t *Transport) ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.failure()
+}
+
+// control sends one request without slots and returns its reply payload.
+func (t *Transport) control(ctx context.Context, op control.Type, payload []byte) ([]byte, error) {
+	if err := t.ready(ctx); err != nil {
+		return nil, err
+	}
+	c, err := t.start(ctx, op, nil, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.wait(ctx, c); err != nil {
+		return nil, err
+	}
+	return c.reply, nil
+}
+
+// start takes a window slot, registers the call and sends its frame.
+func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabric.SlotIO, payload []byte) (*call, error) {
+	select {
+	case t.window <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.done:
+		return nil, t.failure()
+	}
+	c := &call{op: op, entries: entries, done: make(chan struct{})}
+	t.mu.Lock()
+	if t.err != nil {
+		err := t.err
+		t.mu.Unlock()
+		<-t.window
+		return nil, err
+	}
+	t.nextID++
+	c.id = t.nextID
+	t.pending[c.id] = c
+	first := len(t.pending) == 1
+	t.mu.Unlock()
+	if first {
+		// The peer must answer within Timeout from now; the reader
+		// extends this as replies arrive and clears it when idle.
+		_ = t.conn.SetReadDeadline(time.Now().Add(t.opts.Timeout))
+	}
+	if err := t.send(c, payload); err != nil {
+		t.die(t.peerErr(err))
+		<-c.done // the reader fails it
+		return nil, c.err
+	}
+	return c, nil
+}
+
+// send writes the call's frame in one vectored write: header and slot
+// vector, then (for writes) the caller's pages as they are.
+func (t *Transport) send(c *call, payload []byte) error {
+	var bufs net.Buffers
+	switch c.op {
+	case control.TypeRead, control.TypeWrite, control.TypeFree:
+		n := len(c.entries)
+		plen := control.SlotVectorSize(n)
+		if c.op == control.TypeWrite {
+			plen += n * fabric.PageSize
+		}
+		head := make([]byte, 0, control.HeaderSize+control.SlotVectorSize(n))
+		head = control.AppendHeader(head, control.Header{Type: c.op, ID: c.id, Len: uint32(plen)})
+		head = appendSlotVector(head, c.entries)
+		bufs = make(net.Buffers, 1, 1+n)
+		bufs[0] = head
+		if c.op == control.TypeWrite {
+			for _, e := range c.entries {
+				bufs = append(bufs, e.Buf)
+			}
+		}
+	default:
+		head := make([]byte, 0, control.HeaderSize+len(payload))
+		head = control.AppendHeader(head, control.Header{Type: c.op, ID: c.id, Len: uint32(len(payload))})
+		bufs = net.Buffers{append(head, payload...)}
+	}
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	_ = t.conn.SetWriteDeadline(time.Now().Add(t.opts.Timeout))
+	_, err := bufs.WriteTo(t.conn)
+	return err
+}
+
+func appendSlotVector(b []byte, entries []*fabric.SlotIO) []byte {
+	slots := make([]uint64, len(entries))
+	for i, e := range entries {
+		slots[i] = e.Slot
+	}
+	return control.AppendSlots(b, slots)
+}
+
+// wait blocks until c completes or ctx ends. An abandoned call's reply is
+// discarded by the reader; a call whose reply is already being read is
+// waited for, since the reader is writing into the caller's buffers.
+func (t *Transport) wait(ctx context.Context, c *call) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	if c.state == statePending {
+		c.state = stateAbandoned
+		t.mu.Unlock()
+		return ctx.Err()
+	}
+	t.mu.Unlock()
+	<-c.done
+	return c.err
+}
+
+// finish completes a call and returns its window slot.
+func (t *Transport) finish(c *call, err error) {
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	close(c.done)
+	<-t.window
+}
+
+// errRemote turns an Error frame into the call's error.
+func (t *Transport) errRemote(c *call, re *control.RemoteError) error {
+	return fmt.Errorf("%v on %s: %w", c.op, t.addr, re)
+}
+
+var errUnknownReply = errors.New("reply to no pending request")

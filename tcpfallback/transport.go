@@ -1,0 +1,182 @@
+package tcpfallback
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
+)
+
+// Options tune a Transport. Zero values pick the defaults.
+type Options struct {
+	// Slots creates the region with this many slots if it does not exist;
+	// 0 opens an existing region only.
+	Slots uint64
+	// InFlight is the number of requests outstanding at once (default 4).
+	InFlight int
+	// MaxBatch is the number of slots per request (default 256, at most
+	// control.MaxSlotsPerRequest); larger batches are split.
+	MaxBatch int
+	// Timeout bounds dialing and authentication, each frame write, and the
+	// silence of a peer that owes replies (default 30s).
+	Timeout time.Duration
+	// TLS runs the connection inside TLS when set.
+	TLS *tls.Config
+}
+
+func (o *Options) defaults() {
+	if o.InFlight <= 0 {
+		o.InFlight = 4
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	o.MaxBatch = min(o.MaxBatch, control.MaxSlotsPerRequest)
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+}
+
+// Transport is a fabric.Transport to one VM's region on one sub-host.
+type Transport struct {
+	addr  string
+	vm    string
+	opts  Options
+	conn  net.Conn
+	br    *bufio.Reader
+	slots uint64
+
+	window chan struct{} // one token per request in flight
+	wmu    sync.Mutex    // serialises frame writes
+
+	mu      sync.Mutex
+	pending map[uint32]*call
+	nextID  uint32
+	err     error         // why the connection is unusable; set once
+	done    chan struct{} // closed when the reader has failed every call and exited
+}
+
+var _ fabric.Transport = (*Transport)(nil)
+
+// Dial connects to the sub-host at addr, authenticates as vm with key, and
+// opens (or, with opts.Slots, creates) the VM's region.
+func Dial(ctx context.Context, addr, vm string, key []byte, opts Options) (*Transport, error) {
+	opts.defaults()
+	conn, br, err := control.DialAuth(ctx, addr, vm, key, control.DialOptions{TLS: opts.TLS, Timeout: opts.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		addr:    addr,
+		vm:      vm,
+		opts:    opts,
+		conn:    conn,
+		br:      br,
+		window:  make(chan struct{}, opts.InFlight),
+		pending: map[uint32]*call{},
+		done:    make(chan struct{}),
+	}
+	go t.readLoop()
+	p, err := t.control(ctx, control.TypeOpen, control.AppendOpen(nil, control.Open{VM: vm, Slots: opts.Slots}))
+	if err == nil {
+		t.slots, err = control.ParseUint64(p)
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("open region of vm %q on %s: %w", vm, addr, err)
+	}
+	return t, nil
+}
+
+// Slots is the number of slots of the region.
+func (t *Transport) Slots() uint64 { return t.slots }
+
+// Kind is "tcp".
+func (t *Transport) Kind() string { return "tcp" }
+
+// Addr is the sub-host address.
+func (t *Transport) Addr() string { return t.addr }
+
+// Close hangs up; calls in flight fail with fabric.ErrClosed.
+func (t *Transport) Close() error {
+	t.die(fmt.Errorf("transport to %s: %w", t.addr, fabric.ErrClosed))
+	<-t.done
+	return nil
+}
+
+// die records the first fatal cause and closes the connection, which makes
+// the reader fail everything pending.
+func (t *Transport) die(cause error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = cause
+	}
+	t.mu.Unlock()
+	t.conn.Close()
+}
+
+// failure is the fatal cause, once there is one.
+func (t *Transport) failure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+func (t *Transport) peerErr(err error) error {
+	return fmt.Errorf("sub-host %s: %w: %w", t.addr, fabric.ErrPeer, err)
+}
+
+// ReadSlots fills each entry's Buf with its slot.
+func (t *Transport) ReadSlots(ctx context.Context, batch []fabric.SlotIO) error {
+	return t.batch(ctx, control.TypeRead, batch)
+}
+
+// WriteSlots stores each entry's Buf into its slot.
+func (t *Transport) WriteSlots(ctx context.Context, batch []fabric.SlotIO) error {
+	return t.batch(ctx, control.TypeWrite, batch)
+}
+
+// Stats describes the region on the sub-host.
+func (t *Transport) Stats(ctx context.Context) (control.Stats, error) {
+	p, err := t.control(ctx, control.TypeStats, nil)
+	if err != nil {
+		return control.Stats{}, err
+	}
+	return control.ParseStats(p)
+}
+
+// Sync makes the sub-host flush the region to stable storage.
+func (t *Transport) Sync(ctx context.Context) error {
+	_, err := t.control(ctx, control.TypeSync, nil)
+	return err
+}
+
+// Free releases slots on the sub-host (they read as zeros afterwards). The
+// error wraps fabric.ErrPartial when some slots were refused.
+func (t *Transport) Free(ctx context.Context, slots []uint64) error {
+	batch := make([]fabric.SlotIO, len(slots))
+	for i, s := range slots {
+		batch[i].Slot = s
+	}
+	err := t.batch(ctx, control.TypeFree, batch)
+	if err != nil && errors.Is(err, fabric.ErrPartial) {
+		return errors.Join(err, firstEntryErr(batch))
+	}
+	return err
+}
+
+func firstEntryErr(batch []fabric.SlotIO) error {
+	for i := range batch {
+		if batch[i].Err != nil {
+			return batch[i].Err
+		}
+	}
+	return nil
+}
