@@ -1,0 +1,23 @@
+// Package profile derives a kernel "profile" — its symbols and its type
+// layout — from the kernel itself, with no debug package and no
+// System.map.
+//
+// A Profile is pure data about one kernel build and is deterministic: two
+// profiles of the same build are Equal and share a Fingerprint whichever way
+// they were obtained.
+//
+//   - FromVmlinuz / FromVmlinuzBytes unpack the vmlinux from a bzImage (xz
+//     payload) and hand it to FromVmlinux.
+//   - FromVmlinux reads the ELF image: symbols from the kallsyms tables found
+//     by scanning .rodata (cross-checked against the exported __ksymtab and
+//     __ksymtab_gpl entries), types from the .BTF section, the release from
+//     linux_banner.
+//   - FromMemory finds the same kallsyms tables and BTF blob in guest
+//     physical memory (the kernel image is physically contiguous). Symbols
+//     there are already relocated; they are brought back to link addresses
+//     and the virtual KASLR slide that was removed is reported.
+//
+// Symbol addresses in a Profile are link-time (unslid) virtual addresses.
+// Per-CPU symbols are absolute offsets (below KernelMapBase) and are never
+// slid. introspect/kernel binds a Profile to a running guest.
+package profile

@@ -1,0 +1,113 @@
+package profile
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+)
+
+// minKsymtabAgreement is the share of exported symbols whose kallsyms
+// address must equal their __ksymtab address for the tables to be trusted.
+const minKsymtabAgreement = 0.99
+
+// FromVmlinux builds the profile of a vmlinux ELF image (stripped is fine).
+func FromVmlinux(b []byte) (*Profile, error) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("vmlinux elf: %w: %w", ErrNotKernel, err)
+	}
+	ro := f.Section(".rodata")
+	if ro == nil || ro.Addr%8 != 0 {
+		return nil, fmt.Errorf("vmlinux without an aligned .rodata: %w", ErrNotKernel)
+	}
+	rodata, err := ro.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .rodata: %w", err)
+	}
+	ks, err := decodeKallsyms(rodata)
+	if err != nil {
+		return nil, err
+	}
+	exported, err := readKsymtab(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAgainstKsymtab(ks.syms, exported); err != nil {
+		return nil, err
+	}
+	bs := f.Section(".BTF")
+	if bs == nil {
+		return nil, fmt.Errorf("vmlinux without a .BTF section: %w", ErrBTF)
+	}
+	raw, err := bs.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .BTF: %w", err)
+	}
+	release := ""
+	for _, s := range ks.syms {
+		if s.name == "linux_banner" {
+			if b, ok := elfRead(f, s.addr, 256); ok {
+				release = parseBanner(b)
+			}
+			break
+		}
+	}
+	return newProfile(release, ks.syms, raw)
+}
+
+func checkAgainstKsymtab(syms []kallsym, exported map[string]uint64) error {
+	addrs := make(map[string][]uint64, len(syms))
+	for _, s := range syms {
+		addrs[s.name] = append(addrs[s.name], s.addr)
+	}
+	var checked, agree int
+	for name, want := range exported {
+		got, ok := addrs[name]
+		if !ok {
+			continue
+		}
+		checked++
+		for _, a := range got {
+			if a == want {
+				agree++
+				break
+			}
+		}
+	}
+	if checked == 0 || float64(agree) < minKsymtabAgreement*float64(checked) {
+		return fmt.Errorf("%d of %d exported symbols agree: %w", agree, checked, ErrMismatch)
+	}
+	return nil
+}
+
+// elfRead reads n bytes at virtual address va from the section holding it.
+func elfRead(f *elf.File, va uint64, n int) ([]byte, bool) {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_ALLOC == 0 || va < s.Addr || va >= s.Addr+s.Size {
+			continue
+		}
+		if rest := s.Addr + s.Size - va; uint64(n) > rest {
+			n = int(rest)
+		}
+		buf := make([]byte, n)
+		if _, err := s.ReadAt(buf, int64(va-s.Addr)); err != nil {
+			return nil, false
+		}
+		return buf, true
+	}
+	return nil, false
+}
+
+// parseBanner takes the release out of linux_banner:
+// "Linux version 6.1.0-56-amd64 (debian-kernel@…) …".
+func parseBanner(b []byte) string {
+	const prefix = "Linux version "
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return ""
+	}
+	b = b[len(prefix):]
+	if i := bytes.IndexAny(b, " \x00\n"); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
