@@ -55,3 +55,28 @@ func (p ConnParams) Validate(reply bool) error {
 	}
 	return nil
 }
+
+// Options configure the main-host side of an RDMA connection.
+type Options struct {
+	Device string // verbs device name, such as rxe0 or mlx5_0
+	Lanes  int    // queue pairs; 0 means DefaultLanes
+	Depth  int    // work requests per chain and queue pair; 0 means DefaultDepth (capped by the device)
+}
+
+// Defaults: 4 lanes of 32 give 128 outstanding 4 KiB requests, the depth
+// ib_read_bw uses, while staying within every device's max_rd_atomic.
+const (
+	DefaultLanes = 4
+	DefaultDepth = 32
+)
+
+func (o Options) withDefaults() Options {
+	if o.Lanes <= 0 {
+		o.Lanes = DefaultLanes
+	}
+	o.Lanes = min(o.Lanes, MaxQPs)
+	if o.Depth <= 0 {
+		o.Depth = DefaultDepth
+	}
+	return o
+}
