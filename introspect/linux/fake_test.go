@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -23,6 +22,9 @@ type fakeKernel struct {
 	holes    [][2]uint64 // unreadable [start, end)
 	calls    int         // ReadVirt batches
 	ranges   int         // ranges over all batches
+	// onRead runs before batch number calls (1-based): a guest changing
+	// under the walker.
+	onRead func(calls int)
 }
 
 const (
@@ -49,7 +51,7 @@ func newFake() *fakeKernel {
 			"pid_namespace.idr.idr_rt.xa_head": 8,
 			"xa_node.shift":                    0, "xa_node.slots": 40,
 		},
-		size: map[string]uint64{"task_struct": fakeTaskSize, "module": 0x200, "module_memory": 48},
+		size: map[string]uint64{"task_struct": fakeTaskSize, "module": 0x300, "module_memory": 48},
 	}
 	for i := range k.text {
 		k.text[i] = byte(i * 7)
@@ -86,6 +88,9 @@ func (k *fakeKernel) TextRange() (uint64, uint64, error) {
 func (k *fakeKernel) ReadVirt(rs []physmem.Range) error {
 	k.calls++
 	k.ranges += len(rs)
+	if k.onRead != nil {
+		k.onRead(k.calls)
+	}
 	bad := 0
 	for i := range rs {
 		r := &rs[i]
@@ -195,8 +200,9 @@ func (k *fakeKernel) taskList(initTask uint64, leaders ...uint64) {
 	k.circular(links...)
 }
 
-// pidIDR builds init_pid_ns with an IDR holding a struct pid per task.
-func (k *fakeKernel) pidIDR(tasks ...uint64) {
+// pidIDR builds init_pid_ns with an IDR holding a struct pid per task and
+// returns the struct pid addresses by pid number.
+func (k *fakeKernel) pidIDR(tasks ...uint64) map[uint64]uint64 {
 	entries := map[uint64]uint64{}
 	for _, t := range tasks {
 		nr := uint64(le.Uint32(k.mem[t+k.o("task_struct.pid")-k.base:]))
@@ -208,6 +214,7 @@ func (k *fakeKernel) pidIDR(tasks ...uint64) {
 	ns := k.alloc(64)
 	k.syms["init_pid_ns"] = ns
 	k.w64(ns+k.o("pid_namespace.idr.idr_rt.xa_head"), k.xarray(entries))
+	return entries
 }
 
 // xarray builds an xarray tree (XA_CHUNK_SHIFT 6) and returns xa_head.
@@ -305,6 +312,7 @@ func (k *fakeKernel) syscallTable(n int) uint64 {
 type world struct {
 	k                                           *fakeKernel
 	swapper, kthreadd, init, sh, t1, t2, daemon uint64
+	pids                                        map[uint64]uint64 // struct pid by number
 }
 
 func newWorld() *world {
@@ -323,8 +331,16 @@ func newWorld() *world {
 	k.group(w.sh, w.t1, w.t2)
 	k.group(w.daemon)
 	k.taskList(w.swapper, w.init, w.kthreadd, w.sh, w.daemon)
-	k.pidIDR(w.init, w.kthreadd, w.sh, w.t1, w.t2, w.daemon)
+	w.pids = k.pidIDR(w.init, w.kthreadd, w.sh, w.t1, w.t2, w.daemon)
 	return w
 }
 
-var errFake = errors.New("fake")
+// unlink removes task from the tasks list as list_del does (a rootkit's
+// hiding step).
+func (w *world) unlink(task uint64) {
+	k := w.k
+	l := task + k.o("task_struct.tasks")
+	next, prev := k.r64(l), k.r64(l+8)
+	k.w64(prev, next)
+	k.w64(next+8, prev)
+}

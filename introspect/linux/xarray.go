@@ -90,23 +90,21 @@ func walkXArray(t Target, head uint64, xl *xaLayout, max int) ([]uint64, error) 
 			}
 			for s := uint64(0); s < xaChunkSize; s++ {
 				e := xl.span.u64(r.Buf, xl.slots+s*8)
-				switch {
-				case e == 0 || xaIsValue(e):
-				case xaIsInternal(e):
-					if e <= xaInternalLimit {
-						continue // sibling, retry or zero entry
-					}
-					if shift == 0 {
-						errs = append(errs, fmt.Errorf("xa_node %#x slot %d: node below leaf level: %w", node, s, ErrGarbage))
-						continue
-					}
-					next = append(next, pending{node: e - 2, shift: shift - xaChunkShift})
-				default:
-					leaves = append(leaves, e)
+				if e == 0 || xaIsValue(e) || (xaIsInternal(e) && e <= xaInternalLimit) {
+					continue // empty, a value, or a sibling/retry/zero marker
 				}
 				if seen++; seen > max {
 					return leaves, errors.Join(append(errs, fmt.Errorf("xarray: %w (%d entries)", ErrLimit, max))...)
 				}
+				if !xaIsInternal(e) {
+					leaves = append(leaves, e)
+					continue
+				}
+				if shift == 0 {
+					errs = append(errs, fmt.Errorf("xa_node %#x slot %d: node below leaf level: %w", node, s, ErrGarbage))
+					continue
+				}
+				next = append(next, pending{node: e - 2, shift: shift - xaChunkShift})
 			}
 		}
 		level = next
