@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
 // Responder is the sub-host side: it registers VM regions once and connects
@@ -15,13 +16,62 @@ type Responder struct {
 	dev     *device
 	mu      sync.Mutex
 	regions map[string]*vmRegion
+	retired []*vmRegion // replaced mappings, freed on Close
 	conns   map[*Conn]struct{}
+	byQPN   map[uint32]*Conn // first server QPN -> client's queue pairs
 	closed  bool
 }
 
 type vmRegion struct {
 	pd pdHandle
 	mr *mr
+}
+
+var _ control.RDMAResponder = (*Responder)(nil)
+
+// Connect serves a control-protocol rdma-connect: it registers the VM's
+// region on first use and connects queue pairs for the client. The control
+// server calls it only on authenticated connections with the region open.
+func (r *Responder) Connect(vm string, region control.Region, client []control.QPInfo) ([]control.QPInfo, error) {
+	req, err := FromQPInfos(client, false)
+	if err != nil {
+		return nil, err
+	}
+	buf := region.Bytes()
+	if len(buf) == 0 || len(buf)%fabric.PageSize != 0 {
+		return nil, fmt.Errorf("rdma connect vm %q: region mapping of %d bytes", vm, len(buf))
+	}
+	r.mu.Lock()
+	err = r.registerLocked(vm, buf)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	reply, c, err := r.Accept(vm, req)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.byQPN[reply.QPs[0].QPN] = c
+	r.mu.Unlock()
+	return ToQPInfos(reply), nil
+}
+
+// Disconnect destroys the queue pairs a Connect handed out; the control
+// server calls it when the client asks or its connection ends.
+func (r *Responder) Disconnect(vm string, server []control.QPInfo) error {
+	var conns []*Conn
+	r.mu.Lock()
+	for _, q := range server {
+		if c, ok := r.byQPN[q.QPN]; ok {
+			conns = append(conns, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return nil
 }
 
 // Conn is the queue pairs of one client; Close them when its control
@@ -38,7 +88,7 @@ func NewResponder(device string) (*Responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Responder{dev: d, regions: map[string]*vmRegion{}, conns: map[*Conn]struct{}{}}, nil
+	return &Responder{dev: d, regions: map[string]*vmRegion{}, conns: map[*Conn]struct{}{}, byQPN: map[uint32]*Conn{}}, nil
 }
 
 // Device names the verbs device.
@@ -56,8 +106,19 @@ func (r *Responder) Register(vm string, region []byte) error {
 	if r.closed {
 		return fmt.Errorf("rdma register vm %q: %w", vm, fabric.ErrClosed)
 	}
-	if _, ok := r.regions[vm]; ok {
-		return fmt.Errorf("rdma register vm %q: already registered", vm)
+	return r.registerLocked(vm, region)
+}
+
+// registerLocked registers region for vm; a vm whose mapping changed (its
+// region was re-created) gets the new one, the old stays registered for
+// clients still connected to it until Close.
+func (r *Responder) registerLocked(vm string, region []byte) error {
+	if old, ok := r.regions[vm]; ok {
+		if &old.mr.buf[0] == &region[0] && len(old.mr.buf) == len(region) {
+			return nil
+		}
+		r.retired = append(r.retired, old)
+		delete(r.regions, vm)
 	}
 	pd, err := r.dev.allocPD()
 	if err != nil {
@@ -126,6 +187,9 @@ func (c *Conn) Close() error {
 		c.r.mu.Lock()
 		defer c.r.mu.Unlock()
 		delete(c.r.conns, c)
+		if len(c.qps) > 0 {
+			delete(c.r.byQPN, c.qps[0].info().QPN)
+		}
 		c.destroy()
 	})
 	return nil
@@ -150,10 +214,14 @@ func (r *Responder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for vm, reg := range r.regions {
-		reg.mr.dereg()
-		freePD(reg.pd)
+		r.retired = append(r.retired, reg)
 		delete(r.regions, vm)
 	}
+	for _, reg := range r.retired {
+		reg.mr.dereg()
+		freePD(reg.pd)
+	}
+	r.retired = nil
 	r.dev.close()
 	return nil
 }

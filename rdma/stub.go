@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
 // Built reports whether this binary carries the verbs binding.
@@ -57,6 +58,9 @@ func (t *Transport) Slots() uint64 { return 0 }
 // Kind is "rdma".
 func (t *Transport) Kind() string { return KindRDMA }
 
+// Lanes is zero.
+func (t *Transport) Lanes() int { return 0 }
+
 // Depth is zero.
 func (t *Transport) Depth() int { return 0 }
 
@@ -88,6 +92,16 @@ func (r *Responder) Register(string, []byte) error { return errNotBuilt("registe
 func (r *Responder) Accept(string, ConnParams) (ConnParams, *Conn, error) {
 	return ConnParams{}, nil, errNotBuilt("accept")
 }
+
+var _ control.RDMAResponder = (*Responder)(nil)
+
+// Connect fails.
+func (r *Responder) Connect(string, control.Region, []control.QPInfo) ([]control.QPInfo, error) {
+	return nil, errNotBuilt("connect")
+}
+
+// Disconnect does nothing.
+func (r *Responder) Disconnect(string, []control.QPInfo) error { return nil }
 
 // Close does nothing.
 func (c *Conn) Close() error { return nil }

@@ -187,6 +187,9 @@ func (t *Transport) Slots() uint64 { return t.slots }
 // Kind is "rdma".
 func (t *Transport) Kind() string { return KindRDMA }
 
+// Lanes is the number of queue pairs.
+func (t *Transport) Lanes() int { return len(t.lanes) }
+
 // Depth is the number of work requests in one chain (per queue pair).
 func (t *Transport) Depth() int { return t.chain }
 
