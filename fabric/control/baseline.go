@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
 // baseline serves a bare stream or a bare ping-pong on the connection, so a
@@ -20,6 +22,9 @@ func (ss *session) baseline(h Header) error {
 		s, err := ParseBaselineStream(p)
 		if err != nil {
 			return err
+		}
+		if s.Total > ss.srv.cfg.BaselineLimit {
+			return fmt.Errorf("baseline stream of %d bytes over the limit of %d: %w", s.Total, ss.srv.cfg.BaselineLimit, fabric.ErrProtocol)
 		}
 		buf := make([]byte, s.Chunk)
 		for left := s.Total; left > 0; {

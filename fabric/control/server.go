@@ -29,7 +29,10 @@ type ServerConfig struct {
 	// WriteTimeout bounds each reply write, so a client that stops
 	// reading cannot pin a connection forever (default 60s).
 	WriteTimeout time.Duration
-	Log          zerolog.Logger
+	// BaselineLimit caps the bytes of one baseline stream (default
+	// MaxBaselineBytes).
+	BaselineLimit uint64
+	Log           zerolog.Logger
 }
 
 // Server serves the control protocol over one or more listeners.
@@ -55,6 +58,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 10 * time.Second
+	}
+	if cfg.BaselineLimit == 0 || cfg.BaselineLimit > MaxBaselineBytes {
+		cfg.BaselineLimit = MaxBaselineBytes
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second

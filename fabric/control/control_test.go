@@ -1,0 +1,267 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := Header{Type: TypeReadReply, ID: 0xdeadbeef, Len: MaxPayload}
+	b := AppendHeader(nil, h)
+	if len(b) != HeaderSize {
+		t.Fatalf("header is %d bytes, want %d", len(b), HeaderSize)
+	}
+	got, err := ParseHeader(b)
+	if err != nil || got != h {
+		t.Fatalf("ParseHeader = %+v, %v; want %+v", got, err, h)
+	}
+	bad := map[string]func([]byte){
+		"magic":    func(b []byte) { b[0] = 'X' },
+		"version":  func(b []byte) { b[2] = 9 },
+		"type":     func(b []byte) { b[3] = 0 },
+		"type-max": func(b []byte) { b[3] = byte(typeLimit) },
+		"flags":    func(b []byte) { b[5] = 1 },
+		"reserved": func(b []byte) { b[7] = 1 },
+		"length":   func(b []byte) { b[12] = 0xff },
+	}
+	for name, mutate := range bad {
+		c := bytes.Clone(b)
+		mutate(c)
+		if _, err := ParseHeader(c); !errors.Is(err, fabric.ErrProtocol) {
+			t.Errorf("%s: ParseHeader error %v, want ErrProtocol", name, err)
+		}
+	}
+}
+
+func TestCodesMapToSentinels(t *testing.T) {
+	for c := CodeSlotRange; c < codeLimit; c++ {
+		err := c.Err()
+		if CodeOf(err) != c {
+			t.Errorf("code %d -> %v -> %d", c, err, CodeOf(err))
+		}
+		re, perr := ParseError(AppendError(nil, err))
+		if perr != nil || !errors.Is(re, err) {
+			t.Errorf("error frame of %v decodes to %v, %v", err, re, perr)
+		}
+	}
+	if CodeOf(errors.New("other")) != CodeServer || CodeOf(nil) != CodeOK {
+		t.Error("unknown errors must map to CodeServer and nil to CodeOK")
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	k, err := ParseKeyring([]byte("# keys\nvm-a 00112233445566778899aabbccddeeff\n* ffeeddccbbaa99887766554433221100 # default\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := k.Key("vm-a")
+	if !ok || a[0] != 0x00 || a[15] != 0xff {
+		t.Errorf("key of vm-a = %x, %v", a, ok)
+	}
+	b, ok := k.Key("vm-b")
+	if !ok || b[0] != 0xff {
+		t.Errorf("vm-b must fall back to the * key, got %x, %v", b, ok)
+	}
+	if _, ok := k.Key("../etc"); ok {
+		t.Error("an invalid vm id must have no key")
+	}
+	for _, text := range []string{"", "vm 0011", "vm zz112233445566778899aabbccddeeff", "vm a b", "../x 00112233445566778899aabbccddeeff",
+		"v 00112233445566778899aabbccddeeff\nv 00112233445566778899aabbccddeeff"} {
+		if _, err := ParseKeyring([]byte(text)); !errors.Is(err, ErrKeyFile) {
+			t.Errorf("ParseKeyring(%q) = %v, want ErrKeyFile", text, err)
+		}
+	}
+}
+
+func TestEnsureKeyFileCreatesThenLoads(t *testing.T) {
+	path := t.TempDir() + "/psk"
+	k1, created, err := EnsureKeyFile(path)
+	if err != nil || !created {
+		t.Fatalf("first EnsureKeyFile: created=%v err=%v", created, err)
+	}
+	k2, created, err := EnsureKeyFile(path)
+	if err != nil || created {
+		t.Fatalf("second EnsureKeyFile: created=%v err=%v", created, err)
+	}
+	a, _ := k1.Key("vm")
+	b, _ := k2.Key("vm")
+	if len(a) != 32 || !bytes.Equal(a, b) {
+		t.Errorf("keys differ across loads: %x vs %x", a, b)
+	}
+}
+
+func TestAuthAndOpen(t *testing.T) {
+	addr, _, st := startServer(t)
+	ctx := context.Background()
+	c, err := Dial(ctx, addr, "vm-a", testKey, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Stats(); !errors.Is(err, ErrNotOpen) {
+		t.Errorf("stats before open = %v, want ErrNotOpen", err)
+	}
+	if _, err := c.Open("vm-a", 0); !errors.Is(err, ErrNoRegion) {
+		t.Errorf("open of a missing region = %v, want ErrNoRegion", err)
+	}
+	n, err := c.Open("vm-a", 64)
+	if err != nil || n != 64 {
+		t.Fatalf("open = %d, %v", n, err)
+	}
+	if _, err := c.Open("vm-a", 65); !errors.Is(err, ErrRegion) {
+		t.Errorf("open with another size = %v, want ErrRegion", err)
+	}
+	s, err := c.Stats()
+	if err != nil || s.VM != "vm-a" || s.Slots != 64 {
+		t.Errorf("stats = %+v, %v", s, err)
+	}
+	if _, err := c.Open("vm-b", 64); !errors.Is(err, fabric.ErrForbidden) {
+		t.Errorf("open of another vm = %v, want ErrForbidden", err)
+	}
+	if got := st.List(); len(got) != 1 || got[0] != "vm-a" {
+		t.Errorf("store holds %v, want only vm-a", got)
+	}
+	if _, err := c.RDMAConnect([]QPInfo{{QPN: 1}}); !errors.Is(err, fabric.ErrNoRDMA) {
+		t.Errorf("rdma-connect without responder = %v, want ErrNoRDMA", err)
+	}
+}
+
+func TestWrongKeyRefused(t *testing.T) {
+	addr, _, st := startServer(t)
+	_, err := Dial(context.Background(), addr, "vm-a", bytes.Repeat([]byte{1}, 32), DialOptions{})
+	if !errors.Is(err, fabric.ErrAuth) {
+		t.Fatalf("dial with a wrong key = %v, want ErrAuth", err)
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Errorf("error %q does not name the sub-host", err)
+	}
+	if got := st.List(); len(got) != 0 {
+		t.Errorf("a refused client created regions %v", got)
+	}
+}
+
+// A server that does not know the key cannot pass the client's check.
+func TestClientRejectsForgedServerProof(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer cli.Close()
+	go func() {
+		defer srv.Close()
+		_ = WriteFrame(srv, TypeChallenge, 0, make([]byte, NonceSize))
+		if _, _, err := ReadFrame(srv, MaxPayload); err != nil {
+			return
+		}
+		_ = WriteFrame(srv, TypeProof, 1, make([]byte, 32))
+	}()
+	if err := ClientAuth(cli, "vm-a", testKey); !errors.Is(err, fabric.ErrAuth) {
+		t.Fatalf("ClientAuth against a forged proof = %v, want ErrAuth", err)
+	}
+}
+
+// A recorded response does not authenticate against a fresh challenge.
+func TestReplayedResponseRefused(t *testing.T) {
+	addr, _, _ := startServer(t)
+	record := func() []byte {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var buf bytes.Buffer
+		tee := struct {
+			io.Reader
+			io.Writer
+		}{c, io.MultiWriter(c, &buf)}
+		if err := ClientAuth(tee, "vm-a", testKey); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	resp := record()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ReadFrame(c, MaxPayload); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(resp); err != nil {
+		t.Fatal(err)
+	}
+	h, p, err := ReadFrame(c, MaxPayload)
+	if err != nil || h.Type != TypeError {
+		t.Fatalf("replayed response answered with %v, %v", h.Type, err)
+	}
+	re, err := ParseError(p)
+	if err != nil || !errors.Is(re, fabric.ErrAuth) {
+		t.Fatalf("replayed response error = %v, %v; want ErrAuth", re, err)
+	}
+}
+
+func TestFramesBeforeAuthCloseTheConnection(t *testing.T) {
+	addr, _, _ := startServer(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ReadFrame(c, MaxPayload); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFrame(c, TypeOpen, 1, AppendOpen(nil, Open{VM: "vm-a", Slots: 8})); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := ReadFrame(c, MaxPayload)
+	if err != nil || h.Type != TypeError {
+		t.Fatalf("open before auth answered with %v, %v; want an error frame", h.Type, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after a frame before authentication")
+	}
+}
+
+func TestBaselines(t *testing.T) {
+	addr, _, _ := startServer(t)
+	c, err := Dial(context.Background(), addr, "vm-a", testKey, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rate, err := c.BaselineStream(8<<20, 256<<10)
+	if err != nil || rate <= 0 {
+		t.Fatalf("stream = %v, %v", rate, err)
+	}
+	rtts, err := c.BaselinePing(50, 32, fabric.PageSize)
+	if err != nil || len(rtts) != 50 {
+		t.Fatalf("ping = %d rounds, %v", len(rtts), err)
+	}
+	// The connection is back to frames afterwards.
+	if _, err := c.Open("vm-a", 4); err != nil {
+		t.Fatalf("open after baselines: %v", err)
+	}
+}
+
+func TestTLSWrapsTheProtocol(t *testing.T) {
+	cert, pool := selfSigned(t)
+	st, addr := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+	_ = st
+	c, err := Dial(context.Background(), addr, "vm-a", testKey, DialOptions{TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Open("vm-a", 8); err != nil || n != 8 {
+		t.Fatalf("open over tls = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,51 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmemtrans/vmemtrans/fabric/store"
+)
+
+// StoreBackend serves the regions of a fabric/store.Store.
+func StoreBackend(s *store.Store) Backend { return storeBackend{s} }
+
+type storeBackend struct{ s *store.Store }
+
+func (b storeBackend) Region(vm string, slots uint64) (Region, error) {
+	r, err := b.s.Region(vm, slots)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return StoreRegion{r}, nil
+}
+
+func (b storeBackend) Lookup(vm string) (Region, error) {
+	r, err := b.s.Lookup(vm)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return StoreRegion{r}, nil
+}
+
+// storeErr gives store errors the control sentinel that carries them on the wire.
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNoRegion):
+		return fmt.Errorf("%w: %w", ErrNoRegion, err)
+	case errors.Is(err, store.ErrSizeMismatch), errors.Is(err, store.ErrBadSize),
+		errors.Is(err, store.ErrBadVMID), errors.Is(err, store.ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrRegion, err)
+	}
+	return err
+}
+
+// StoreRegion is a store.Region seen as a control Region; an RDMA responder
+// can reach the store region through its field.
+type StoreRegion struct{ *store.Region }
+
+// Stats reports the region's size and disk use.
+func (r StoreRegion) Stats() Stats {
+	s := r.Region.Stats()
+	return Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
+}
