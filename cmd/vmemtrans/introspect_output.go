@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+)
+
+// exitFindings is the exit status of a check that found something, so
+// scripts can tell "found" (2) from "failed" (1) and "clean" (0).
+const exitFindings = 2
+
+// printJSON writes v indented to w.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...any) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cols ...any) {
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(t.tw, "\t")
+		}
+		fmt.Fprint(t.tw, c)
+	}
+	fmt.Fprintln(t.tw)
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// errText is err's message, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// finish ends a check command: exit 2 when it found something (after the
+// findings were printed and the source closed), otherwise return err.
+func finish(found bool, err error) error {
+	if found {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vmemtrans:", err)
+		}
+		os.Exit(exitFindings)
+	}
+	return err
+}

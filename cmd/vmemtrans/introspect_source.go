@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmemtrans/vmemtrans/introspect/linux"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/profile"
+	"github.com/vmemtrans/vmemtrans/introspect/qemu"
+)
+
+// errSource reports missing or conflicting memory-source flags.
+var errSource = errors.New("memory source")
+
+// sourceFlags select the guest memory the introspection commands read and
+// how its kernel is described.
+type sourceFlags struct {
+	image      string
+	qmp        string
+	memPath    string
+	pause      bool
+	vmlinuz    string
+	maxObjects int
+}
+
+func (f *sourceFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "guest memory image: raw, QEMU ELF dump, or zstd of either")
+	fl.StringVar(&f.qmp, "qmp", "", "QMP socket of a live QEMU guest (with --mem-path)")
+	fl.StringVar(&f.memPath, "mem-path", "", "memory-backend-file of the live QEMU guest (with --qmp)")
+	fl.BoolVar(&f.pause, "pause", false, "pause the live guest while reading it (consistent view)")
+	fl.StringVar(&f.vmlinuz, "vmlinuz", "", "the guest's vmlinuz (symbols and types from it; without it, from guest memory alone)")
+	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
+}
+
+// session is an opened guest: its kernel as a linux.Target and how long
+// building the kernel profile took.
+type session struct {
+	target      linux.Target
+	profileTime time.Duration
+	closers     []func() error
+}
+
+func (s *session) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+func (f *sourceFlags) options() linux.Options {
+	return linux.Options{MaxObjects: f.maxObjects}
+}
+
+// open reads the selected source and binds its kernel. The caller closes the
+// session (which resumes a guest it paused).
+func (f *sourceFlags) open(ctx context.Context) (*session, error) {
+	live := f.qmp != "" || f.memPath != ""
+	switch {
+	case f.image != "" && live:
+		return nil, fmt.Errorf("%w: --image excludes --qmp/--mem-path", errSource)
+	case f.image == "" && !live:
+		return nil, fmt.Errorf("%w: give --image FILE, or --qmp SOCK with --mem-path FILE", errSource)
+	case live && (f.qmp == "" || f.memPath == ""):
+		return nil, fmt.Errorf("%w: --qmp and --mem-path go together", errSource)
+	case f.pause && !live:
+		return nil, fmt.Errorf("%w: --pause needs a live guest (--qmp)", errSource)
+	}
+	s := &session{}
+	var img *physmem.Image
+	var cpus []physmem.CPUState
+	var err error
+	if f.image != "" {
+		if img, err = physmem.Open(f.image); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, img.Close)
+		cpus = img.CPUs()
+	} else {
+		mon, err := qemu.Dial(ctx, f.qmp)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, mon.Close)
+		if f.pause {
+			if err := mon.Pause(ctx); err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.closers = append(s.closers, func() error { return mon.Resume(context.Background()) })
+		}
+		cr3, cr4, err := mon.CR3(ctx)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		cpus = []physmem.CPUState{{CR3: cr3, CR4: cr4, HasControl: true}}
+		if img, err = physmem.OpenMemFile(f.memPath, nil); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.closers = append(s.closers, img.Close)
+	}
+	t0 := time.Now()
+	var prof *profile.Profile
+	if f.vmlinuz != "" {
+		prof, err = profile.FromVmlinuz(f.vmlinuz)
+	} else {
+		prof, _, err = profile.FromMemory(img, profile.MemoryOptions{})
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("kernel profile: %w", err)
+	}
+	s.profileTime = time.Since(t0)
+	log.Debug().Str("release", prof.Release()).Int("symbols", prof.SymbolCount()).Dur("took", s.profileTime).Msg("kernel profile")
+	if s.target, err = bindKernel(img, prof, cpus); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
