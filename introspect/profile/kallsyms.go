@@ -45,6 +45,7 @@ type kallsymsTables struct {
 	syms         []kallsym
 	relativeBase uint64
 	tokenTable   int // offset in the window of kallsyms_token_table
+	baseAt       int // offset of kallsyms_relative_base, -1 if absolute
 }
 
 var le = binary.LittleEndian
@@ -234,11 +235,11 @@ func decodeNamesAndAddrs(b []byte, m markersCandidate, tokens *[256][]byte, toke
 		if err != nil {
 			return nil, err
 		}
-		base, err := readAddresses(b, p, n, tokenIndexEnd, syms)
+		base, baseAt, err := readAddresses(b, p, n, tokenIndexEnd, syms)
 		if err != nil {
 			return nil, err
 		}
-		return &kallsymsTables{syms: syms, relativeBase: base}, nil
+		return &kallsymsTables{syms: syms, relativeBase: base, baseAt: baseAt}, nil
 	}
 	return nil, fmt.Errorf("no kallsyms_num_syms matching %d markers at %#x: %w", k, m.start, ErrKallsyms)
 }
@@ -272,8 +273,8 @@ func expandNames(b []byte, start, n int, tokens *[256][]byte) ([]kallsym, error)
 // kallsyms_relative_base, placed before kallsyms_num_syms (numSyms) up to
 // 6.3 or after the token index from 6.4; or from a plain kallsyms_addresses
 // array on kernels without CONFIG_KALLSYMS_BASE_RELATIVE. It returns the
-// relative base (0 for absolute addresses).
-func readAddresses(b []byte, numSyms, n, tokenIndexEnd int, syms []kallsym) (uint64, error) {
+// relative base and its offset (0 and -1 for absolute addresses).
+func readAddresses(b []byte, numSyms, n, tokenIndexEnd int, syms []kallsym) (uint64, int, error) {
 	type layout struct{ offsets, base int }
 	var cands []layout
 	if o := alignDown8(numSyms - 8 - 4*n); o >= 0 {
@@ -290,15 +291,15 @@ func readAddresses(b []byte, numSyms, n, tokenIndexEnd int, syms []kallsym) (uin
 			continue
 		}
 		if fillRelative(b[c.offsets:c.offsets+4*n], base, syms) {
-			return base, nil
+			return base, c.base, nil
 		}
 	}
 	if a := numSyms - 8*n; a >= 0 {
 		if fillAbsolute(b[a:numSyms], syms) {
-			return 0, nil
+			return 0, -1, nil
 		}
 	}
-	return 0, fmt.Errorf("no sorted kallsyms addresses for %d names: %w", len(syms), ErrKallsyms)
+	return 0, 0, fmt.Errorf("no sorted kallsyms addresses for %d names: %w", len(syms), ErrKallsyms)
 }
 
 func fillRelative(offs []byte, base uint64, syms []kallsym) bool {

@@ -1,0 +1,208 @@
+package profile
+
+import (
+	"debug/elf"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+)
+
+// The tests below run on a real Debian kernel image: the project fixture
+// when present, else one fetched by the rig scripts, else $VMT_VMLINUZ.
+var (
+	kernelOnce    sync.Once
+	kernelVmlinux []byte
+	kernelProfile *Profile
+	kernelErr     error
+)
+
+func vmlinuzPath() string {
+	if p := os.Getenv("VMT_VMLINUZ"); p != "" {
+		return p
+	}
+	for _, pat := range []string{"../../test/fixtures/*/vmlinuz*", "/tmp/vmt-k/stage/boot/vmlinuz-*"} {
+		if m, _ := filepath.Glob(pat); len(m) > 0 {
+			return m[0]
+		}
+	}
+	return ""
+}
+
+func realKernel(t testing.TB) ([]byte, *Profile) {
+	t.Helper()
+	path := vmlinuzPath()
+	if path == "" {
+		t.Skip("no kernel image: set VMT_VMLINUZ, add test/fixtures, or run " +
+			"bash test/rig/lib/fetch-debs.sh /tmp/vmt-k/debs /tmp/vmt-k/stage")
+	}
+	kernelOnce.Do(func() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			kernelErr = err
+			return
+		}
+		if kernelVmlinux, kernelErr = ExtractVmlinux(b); kernelErr == nil {
+			kernelProfile, kernelErr = FromVmlinux(kernelVmlinux)
+		}
+	})
+	if kernelErr != nil {
+		t.Fatalf("kernel %s: %v", path, kernelErr)
+	}
+	return kernelVmlinux, kernelProfile
+}
+
+func TestFromVmlinuzFindsUnexportedSymbols(t *testing.T) {
+	_, p := realKernel(t)
+	// none of these is exported: only kallsyms has them
+	for _, name := range []string{"init_task", "sys_call_table", "modules", "_stext", "_etext", "init_top_pgt"} {
+		a, err := p.Symbol(name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		} else if a < KernelMapBase {
+			t.Errorf("%s at %#x, outside the kernel map", name, a)
+		}
+	}
+	if s, _ := p.Symbol("_stext"); s != DefaultTextLink {
+		t.Errorf("_stext at %#x, want %#x", s, uint64(DefaultTextLink))
+	}
+	if a, err := p.Symbol("current_task"); err != nil || a >= KernelMapBase {
+		t.Errorf("per-cpu current_task = %#x, %v; want a small absolute offset", a, err)
+	}
+	if _, err := p.Symbol("no_such_symbol_here"); !errors.Is(err, ErrNoSymbol) {
+		t.Errorf("missing symbol: %v", err)
+	}
+	if p.SymbolCount() < 50000 {
+		t.Errorf("only %d symbols", p.SymbolCount())
+	}
+	if name, off, ok := p.Lookup(mustSym(t, p, "init_task") + 8); !ok || name != "init_task" || off != 8 {
+		t.Errorf("Lookup(init_task+8) = %s+%d %v", name, off, ok)
+	}
+}
+
+func mustSym(t testing.TB, p *Profile, name string) uint64 {
+	t.Helper()
+	a, err := p.Symbol(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestTypeLayout(t *testing.T) {
+	_, p := realKernel(t)
+	off := func(typ, m string) uint64 {
+		t.Helper()
+		o, err := p.Offset(typ, m)
+		if err != nil {
+			t.Fatalf("%s.%s: %v", typ, m, err)
+		}
+		return o
+	}
+	if p.Release() == "6.1.0-56-amd64" {
+		want := map[string]uint64{"tasks": 2192, "mm": 2272, "pid": 2416, "tgid": 2420, "comm": 2976}
+		for m, w := range want {
+			if got := off("task_struct", m); got != w {
+				t.Errorf("task_struct.%s = %d, want %d", m, got, w)
+			}
+		}
+		if sz, _ := p.Size("task_struct"); sz != 9792 {
+			t.Errorf("sizeof(task_struct) = %d, want 9792", sz)
+		}
+	}
+	if off("mm_struct", "pgd") == 0 {
+		t.Error("mm_struct.pgd (inside an anonymous struct) at 0")
+	}
+	if off("task_struct", "tasks.prev") != off("task_struct", "tasks")+8 {
+		t.Error("tasks.prev is not 8 bytes after tasks")
+	}
+	if off("task_struct", "pid_links[1]") != off("task_struct", "pid_links")+16 {
+		t.Error("pid_links[1] is not one hlist_node after pid_links")
+	}
+	for _, bad := range []string{"no_such_member", "tasks.", "pid_links[99]", "pid_links[x]", "comm.next"} {
+		if _, err := p.Offset("task_struct", bad); !errors.Is(err, ErrNoMember) {
+			t.Errorf("Offset(task_struct, %q) err = %v, want ErrNoMember", bad, err)
+		}
+	}
+	if _, err := p.Size("no_such_type_t"); !errors.Is(err, ErrNoType) {
+		t.Errorf("Size of a missing type: %v", err)
+	}
+}
+
+// guestImage lays the kernel's loadable segments out in physical memory at
+// textPhys as the boot loader would, and applies the one relocation
+// kallsyms needs for a virtual slide: kallsyms_relative_base.
+func guestImage(t testing.TB, vmlinux []byte, textPhys, slide uint64, memSize int) []byte {
+	t.Helper()
+	f, err := elf.NewFile(bytesReader(vmlinux))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, memSize)
+	linkPhys := uint64(DefaultTextLink - KernelMapBase)
+	for _, prog := range f.Progs {
+		if prog.Type != elf.PT_LOAD {
+			continue
+		}
+		pa := prog.Paddr - linkPhys + textPhys
+		if _, err := prog.ReadAt(mem[pa:pa+prog.Filesz], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro := f.Section(".rodata")
+	data, _ := ro.Data()
+	tab, err := decodeKallsyms(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := ro.Addr + uint64(tab.baseAt) - DefaultTextLink + textPhys
+	le.PutUint64(mem[at:], tab.relativeBase+slide)
+	return mem
+}
+
+func TestFromMemoryEqualsVmlinuz(t *testing.T) {
+	vmlinux, want := realKernel(t)
+	const textPhys, slide = 0x5000000, 0x1c600000
+	mem := guestImage(t, vmlinux, textPhys, slide, 160<<20)
+	got, info, err := FromMemory(physmem.NewBytes(mem), MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Slide != slide || info.TextPhys != textPhys {
+		t.Errorf("slide %#x text phys %#x, want %#x %#x", info.Slide, info.TextPhys, slide, textPhys)
+	}
+	if !got.Equal(want) || got.Fingerprint() != want.Fingerprint() {
+		t.Errorf("memory profile %s (%d symbols, %q) differs from vmlinuz profile %s (%d, %q)",
+			got.Fingerprint(), got.SymbolCount(), got.Release(), want.Fingerprint(), want.SymbolCount(), want.Release())
+	}
+	for _, name := range []string{"init_task", "sys_call_table", "modules", "_stext"} {
+		if g, w := mustSym(t, got, name), mustSym(t, want, name); g != w {
+			t.Errorf("%s: memory %#x, vmlinuz %#x", name, g, w)
+		}
+	}
+	o1, _ := got.Offset("task_struct", "comm")
+	o2, _ := want.Offset("task_struct", "comm")
+	if o1 != o2 || o1 == 0 {
+		t.Errorf("task_struct.comm: memory %d, vmlinuz %d", o1, o2)
+	}
+}
+
+func TestFromMemoryWithoutKernel(t *testing.T) {
+	if _, _, err := FromMemory(physmem.NewBytes(make([]byte, 1<<20)), MemoryOptions{}); !errors.Is(err, ErrKallsyms) {
+		t.Errorf("empty memory: err = %v, want ErrKallsyms", err)
+	}
+}
+
+func TestExtractVmlinuxRejectsGarbage(t *testing.T) {
+	junk := append([]byte("MZ not a kernel"), xzMagic...)
+	junk = append(junk, make([]byte, 64)...)
+	if _, err := ExtractVmlinux(junk); !errors.Is(err, ErrNoPayload) {
+		t.Errorf("err = %v, want ErrNoPayload", err)
+	}
+	if _, err := FromVmlinux([]byte("\x7fELF short")); !errors.Is(err, ErrNotKernel) {
+		t.Errorf("FromVmlinux on a cut ELF: %v", err)
+	}
+}
