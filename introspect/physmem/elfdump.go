@@ -16,6 +16,7 @@ const (
 	elfDataLSB     = 1
 	elfTypeCore    = 4
 	elfMachX86_64  = 62
+	elfMach386     = 3
 	elfPNXNum      = 0xffff // e_phnum overflow: the count is in section 0's sh_info
 	ptLoad         = 1
 	ptNote         = 4
@@ -46,9 +47,13 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 		return nil, fmt.Errorf("physmem: elf dump: not ELF64 little-endian (class %d, data %d): %w", h[4], h[5], ErrFormat)
 	case le.Uint16(h[16:]) != elfTypeCore:
 		return nil, fmt.Errorf("physmem: elf dump: type %d is not a core file: %w", le.Uint16(h[16:]), ErrFormat)
-	case le.Uint16(h[18:]) != elfMachX86_64:
-		return nil, fmt.Errorf("physmem: elf dump: machine %d is not x86-64: %w", le.Uint16(h[18:]), ErrFormat)
+	case le.Uint16(h[18:]) != elfMachX86_64 && le.Uint16(h[18:]) != elfMach386:
+		return nil, fmt.Errorf("physmem: elf dump: machine %d is not x86: %w", le.Uint16(h[18:]), ErrFormat)
 	}
+	// QEMU marks the dump EM_386 when the vCPU was not in long mode (firmware,
+	// early boot); its NT_PRSTATUS notes then have the 32-bit layout, so only
+	// the QEMU notes (same layout in both modes) are read.
+	notes := notes{prstatus64: le.Uint16(h[18:]) == elfMachX86_64}
 	phoff, phentsize := le.Uint64(h[32:]), uint64(le.Uint16(h[54:]))
 	phnum := uint64(le.Uint16(h[56:]))
 	if phentsize < elfPhdrSize {
@@ -69,7 +74,6 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 		return nil, fmt.Errorf("physmem: elf dump: read program headers: %w", err)
 	}
 	var segs []segment
-	var notes notes
 	for i := uint64(0); i < phnum; i++ {
 		p := table[i*phentsize:]
 		typ, off, paddr := le.Uint32(p), le.Uint64(p[8:]), le.Uint64(p[24:])
@@ -127,6 +131,7 @@ func extendedPhnum(src io.ReaderAt, size int64, h []byte) (uint64, error) {
 // notes collects per-CPU notes in file order: QEMU writes every CPU's
 // NT_PRSTATUS, then every CPU's QEMU note, so the i-th of each belong together.
 type notes struct {
+	prstatus64 bool // NT_PRSTATUS notes have the x86-64 layout
 	prstatus   [][]byte
 	qemu       [][]byte
 	vmcoreinfo string
@@ -149,7 +154,7 @@ func (ns *notes) parse(b []byte) error {
 		descOff := 12 + align4(namesz)
 		desc := b[descOff : descOff+descsz]
 		switch {
-		case name == "CORE" && typ == ntPRStatus:
+		case name == "CORE" && typ == ntPRStatus && ns.prstatus64:
 			if len(desc) < prstatusMinSize {
 				return fmt.Errorf("physmem: elf dump: NT_PRSTATUS of %d bytes < %d: %w", len(desc), prstatusMinSize, ErrFormat)
 			}

@@ -167,3 +167,19 @@ func FuzzParseDump(f *testing.F) {
 		}
 	})
 }
+
+// TestDumpNotLongMode: QEMU marks a dump EM_386 when the vCPU was not in long
+// mode; the 32-bit NT_PRSTATUS is then skipped and CR3 still comes from the
+// QEMU note.
+func TestDumpNotLongMode(t *testing.T) {
+	dump, _, _ := holeyDump()
+	binary.LittleEndian.PutUint16(dump[18:], 3)
+	img, err := physmem.NewDumpBytes(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus := img.CPUs()
+	if len(cpus) != 2 || cpus[0].HasGeneral || !cpus[0].HasControl || cpus[0].CR3 != 0x1944000 {
+		t.Fatalf("CPUs() = %+v, want control registers from the QEMU notes only", cpus)
+	}
+}
