@@ -32,11 +32,11 @@ func Choose(mode string, devs []Device, built bool) (Choice, error) {
 	case "off":
 		return Choice{Transport: KindTCP, Reason: "rdma disabled (--rdma off)"}, nil
 	case "auto", "":
-		if !built {
-			return Choice{Transport: KindTCP, Reason: "built without RDMA support (rebuild with -tags rdma)"}, nil
-		}
 		if len(devs) == 0 {
 			return Choice{Transport: KindTCP, Reason: "no RDMA device on this host"}, nil
+		}
+		if !built {
+			return Choice{Transport: KindTCP, Reason: "built without RDMA support (rebuild with -tags rdma)"}, nil
 		}
 		for _, d := range devs {
 			if c, ok := usable(d); ok {
