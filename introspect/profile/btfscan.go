@@ -42,20 +42,3 @@ func btfBlobLen(b []byte) (int, error) {
 	}
 	return int(total), nil
 }
-
-// findBTFHeaders returns the offsets in b of every well-formed BTF header
-// whose blob fits in b.
-func findBTFHeaders(b []byte) []int {
-	var out []int
-	for off := 0; ; {
-		i := bytes.Index(b[off:], btfMagic)
-		if i < 0 {
-			return out
-		}
-		off += i
-		if _, err := btfBlobLen(b[off:]); err == nil {
-			out = append(out, off)
-		}
-		off++
-	}
-}

@@ -1,0 +1,133 @@
+package kernel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vmemtrans/vmemtrans/introspect/paging"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/profile"
+)
+
+var le = binary.LittleEndian
+
+// KASLR moves the kernel by multiples of 2 MiB within 1 GiB.
+const (
+	slideStep = 2 << 20
+	maxSlide  = 1 << 30
+	scanChunk = 16 << 20
+)
+
+// initComm is init_task's comm once the boot CPU's idle task is named.
+var initComm = []byte("swapper/0\x00\x00\x00\x00\x00\x00\x00")
+
+// layout is what discovery needs from a profile.
+type layout struct {
+	initTask, initMM, topPgt, text uint64
+	commOff, pidOff, pgdOff        uint64
+}
+
+func layoutOf(p *profile.Profile) (layout, error) {
+	var l layout
+	for _, s := range []struct {
+		name string
+		dst  *uint64
+	}{{"init_task", &l.initTask}, {"init_mm", &l.initMM}, {"init_top_pgt", &l.topPgt}, {"_text", &l.text}} {
+		a, err := p.Symbol(s.name)
+		if err != nil {
+			return l, fmt.Errorf("%w: %w", ErrProfile, err)
+		}
+		*s.dst = a
+	}
+	for _, m := range []struct {
+		typ, member string
+		dst         *uint64
+	}{{"task_struct", "comm", &l.commOff}, {"task_struct", "pid", &l.pidOff}, {"mm_struct", "pgd", &l.pgdOff}} {
+		o, err := p.Offset(m.typ, m.member)
+		if err != nil {
+			return l, fmt.Errorf("%w: %w", ErrProfile, err)
+		}
+		*m.dst = o
+	}
+	return l, nil
+}
+
+// probeSlide finds the virtual KASLR slide through tr's page tables: the
+// comm and pid of init_task+slide for all 512 candidate slides are read in
+// one ReadVirt batch (translated level by level together).
+func probeSlide(tr *paging.Translator, l layout) (uint64, error) {
+	const n = maxSlide / slideStep
+	ranges := make([]physmem.Range, 0, 2*n)
+	buf := make([]byte, n*(len(initComm)+4))
+	for i := 0; i < n; i++ {
+		task := l.initTask + uint64(i)*slideStep
+		c := buf[i*(len(initComm)+4):]
+		ranges = append(ranges,
+			physmem.Range{Addr: task + l.commOff, Buf: c[:len(initComm)]},
+			physmem.Range{Addr: task + l.pidOff, Buf: c[len(initComm) : len(initComm)+4]})
+	}
+	_ = tr.ReadVirt(ranges)
+	for i := 0; i < n; i++ {
+		comm, pid := ranges[2*i], ranges[2*i+1]
+		if comm.Err == nil && pid.Err == nil && bytes.Equal(comm.Buf, initComm) && le.Uint32(pid.Buf) == 0 {
+			return uint64(i) * slideStep, nil
+		}
+	}
+	return 0, fmt.Errorf("no slide in [0, %#x) maps init_task through cr3 %#x: %w", maxSlide, tr.CR3(), ErrNoInitTask)
+}
+
+// scanInitTask returns the physical addresses of init_task candidates: a
+// "swapper/0" comm at the comm offset with pid 0 beside it.
+func scanInitTask(r physmem.Reader, l layout) ([]uint64, error) {
+	var out []uint64
+	size := r.Size()
+	overlap := uint64(len(initComm) - 1)
+	for base := uint64(0); base < size; base += scanChunk {
+		n := min(scanChunk+overlap, size-base)
+		buf := make([]byte, n)
+		readLenient(r, base, buf)
+		for off := 0; ; off++ {
+			j := bytes.Index(buf[off:], initComm)
+			if j < 0 {
+				break
+			}
+			off += j
+			if uint64(off) >= scanChunk && base+scanChunk < size {
+				break // the next chunk sees it whole
+			}
+			pa := base + uint64(off)
+			if pa < l.commOff {
+				continue
+			}
+			task := pa - l.commOff
+			pid := make([]byte, 4)
+			if r.ReadPhys([]physmem.Range{{Addr: task + l.pidOff, Buf: pid}}) == nil && le.Uint32(pid) == 0 {
+				out = append(out, task)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no swapper/0 task in %d bytes of physical memory: %w", size, ErrNoInitTask)
+	}
+	return out, nil
+}
+
+// readLenient fills buf from addr, zeroing pages that cannot be read.
+func readLenient(r physmem.Reader, addr uint64, buf []byte) {
+	if r.ReadPhys([]physmem.Range{{Addr: addr, Buf: buf}}) == nil {
+		return
+	}
+	var pages []physmem.Range
+	for off := 0; off < len(buf); {
+		l := min(len(buf)-off, 4096-int((addr+uint64(off))%4096))
+		pages = append(pages, physmem.Range{Addr: addr + uint64(off), Buf: buf[off : off+l]})
+		off += l
+	}
+	_ = r.ReadPhys(pages)
+	for _, p := range pages {
+		if p.Err != nil {
+			clear(p.Buf)
+		}
+	}
+}
