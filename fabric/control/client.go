@@ -52,7 +52,9 @@ func DialAuth(ctx context.Context, addr, vm string, key []byte, opts DialOptions
 	dl, _ := ctx.Deadline()
 	_ = c.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
-	br := bufio.NewReaderSize(c, fabric.PageSize)
+	// Room for a reply header, its statuses and a page: a one-page read
+	// arrives in one system call; larger replies are read around it.
+	br := bufio.NewReaderSize(c, 2*fabric.PageSize)
 	err = ClientAuth(struct {
 		io.Reader
 		io.Writer

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,9 +19,9 @@ import (
 // replyQueue is how many replies a connection's reader may run ahead of its writer.
 const replyQueue = 64
 
-// reply is one unit of work for a connection's writer: a vectored frame,
+// queued is one unit of work for a connection's writer: a vectored frame,
 // or a barrier closed once everything queued before it is written.
-type reply struct {
+type queued struct {
 	bufs    net.Buffers
 	barrier chan struct{}
 }
@@ -34,7 +36,9 @@ type session struct {
 	vm      string
 	region  Region
 	qps     []QPInfo // server queue pairs handed out by the RDMA responder
-	out     chan reply
+	out     chan queued
+	wmu     sync.Mutex // held while a reply is being written
+	wfailed atomic.Bool
 	payload []byte   // reusable request payload buffer
 	slots   []uint64 // reusable decoded slot vector
 	discard []byte   // sink for pages written to bad slots
@@ -46,7 +50,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		conn: c,
 		br:   bufio.NewReaderSize(c, fabric.PageSize),
 		log:  srv.cfg.Log.With().Str("peer", c.RemoteAddr().String()).Logger(),
-		out:  make(chan reply, replyQueue),
+		out:  make(chan queued, replyQueue),
 	}
 }
 
@@ -85,29 +89,49 @@ func (ss *session) run() {
 
 func (ss *session) writeLoop(done chan<- struct{}) {
 	defer close(done)
-	failed := false
 	for r := range ss.out {
 		if r.barrier != nil {
 			close(r.barrier)
 			continue
 		}
-		if failed {
-			continue
-		}
-		_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
-		if _, err := r.bufs.WriteTo(ss.conn); err != nil {
-			ss.log.Debug().Err(err).Msg("control: reply write failed")
-			failed = true
-			ss.conn.Close() // wakes the reader
-		}
+		ss.wmu.Lock()
+		ss.write(r.bufs)
+		ss.wmu.Unlock()
 	}
 }
 
-// send queues one frame for the writer.
+// write sends one reply frame with a single vectored write; wmu is held.
+// After a failed write the connection is closed and later replies dropped.
+func (ss *session) write(bufs net.Buffers) {
+	if ss.wfailed.Load() {
+		return
+	}
+	_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
+	if _, err := bufs.WriteTo(ss.conn); err != nil {
+		ss.log.Debug().Err(err).Msg("control: reply write failed")
+		ss.wfailed.Store(true)
+		ss.conn.Close() // wakes the reader
+	}
+}
+
+// reply hands a frame to the connection. Replies may leave in any order
+// (clients match them by request id), so when nothing is queued and no
+// write is in progress the reader writes it itself, sparing a goroutine
+// hand-off on the latency path; otherwise the writer sends it.
+func (ss *session) reply(bufs net.Buffers) {
+	if len(ss.out) == 0 && ss.wmu.TryLock() {
+		ss.write(bufs)
+		ss.wmu.Unlock()
+		return
+	}
+	ss.out <- queued{bufs: bufs}
+}
+
+// send replies with one frame.
 func (ss *session) send(t Type, id uint32, payload []byte) {
 	b := make([]byte, 0, HeaderSize+len(payload))
 	b = AppendHeader(b, Header{Type: t, ID: id, Len: uint32(len(payload))})
-	ss.out <- reply{bufs: net.Buffers{append(b, payload...)}}
+	ss.reply(net.Buffers{append(b, payload...)})
 }
 
 // fail answers request id with an error frame; the connection stays up.
@@ -118,7 +142,7 @@ func (ss *session) fail(id uint32, err error) {
 // quiesce waits until every queued reply has been written.
 func (ss *session) quiesce() {
 	b := make(chan struct{})
-	ss.out <- reply{barrier: b}
+	ss.out <- queued{barrier: b}
 	<-b
 }
 
@@ -297,7 +321,7 @@ func (ss *session) handleRead(h Header) error {
 	head := make([]byte, 0, HeaderSize+StatusesSize(len(slots)))
 	head = AppendHeader(head, Header{Type: TypeReadReply, ID: h.ID, Len: uint32(StatusesSize(len(slots)) + pages*fabric.PageSize)})
 	bufs[0] = AppendStatuses(head, codes)
-	ss.out <- reply{bufs: bufs}
+	ss.reply(bufs)
 	return nil
 }
 

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/fabric/store"
+)
+
+// rdmaResponderFor builds the RDMA responder for a --rdma mode ("auto" or a
+// device name). It is nil in builds without RDMA; the rdma wiring sets it
+// from its own file. An error in "auto" mode falls back to TCP only.
+var rdmaResponderFor func(mode string) (control.RDMAResponder, error)
+
+func init() {
+	var listen, stateDir, pskFile, rdmaMode string
+	cmd := &cobra.Command{
+		Use:   "subhost",
+		Short: "Run a sub-host agent: serve VM memory regions over the control protocol",
+		Long: `Serve the slot regions of split-memory VMs from a state directory.
+
+Clients authenticate with a per-VM pre-shared key (--psk-file: lines of
+"VMID HEXKEY", "*" for every VM). Without --psk-file the keys are read from
+STATE-DIR/psk, which is created with one random key for every VM if absent.
+Pages survive a restart: regions are file-backed under --state-dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSubhost(cmd.Context(), listen, stateDir, pskFile, rdmaMode)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:7450", "address to serve on (host:port; port 0 picks a free one)")
+	f.StringVar(&stateDir, "state-dir", "", "directory holding the regions (required)")
+	f.StringVar(&pskFile, "psk-file", "", "pre-shared key file (default STATE-DIR/psk, created if absent)")
+	f.StringVar(&rdmaMode, "rdma", "auto", "RDMA: auto, off, or a device name")
+	_ = cmd.MarkFlagRequired("state-dir")
+	rootCmd.AddCommand(cmd)
+}
+
+// subhostInfo is what the agent prints once it listens.
+type subhostInfo struct {
+	Listen   string `json:"listen"`
+	StateDir string `json:"state_dir"`
+	PSKFile  string `json:"psk_file"`
+	RDMA     bool   `json:"rdma"`
+}
+
+func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string) error {
+	if pskFile == "" {
+		pskFile = filepath.Join(stateDir, "psk")
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	keys, created, err := control.EnsureKeyFile(pskFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info().Str("file", pskFile).Msg("subhost: created a pre-shared key for every vm")
+	}
+	st, err := store.Open(stateDir)
+	if err != nil {
+		return fmt.Errorf("state dir %s: %w", stateDir, err)
+	}
+	defer st.Close()
+	rdma, err := subhostRDMA(rdmaMode)
+	if err != nil {
+		return err
+	}
+	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, RDMA: rdma, Log: log})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	info := subhostInfo{Listen: l.Addr().String(), StateDir: stateDir, PSKFile: pskFile, RDMA: rdma != nil}
+	if jsonOutput {
+		_ = json.NewEncoder(os.Stdout).Encode(info)
+	} else {
+		transport := "tcp"
+		if info.RDMA {
+			transport = "rdma+tcp"
+		}
+		fmt.Printf("subhost listening on %s (state %s, keys %s, %s)\n", info.Listen, stateDir, pskFile, transport)
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Msg("subhost: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn().Err(err).Msg("subhost: connections closed abruptly")
+	}
+	if err := <-served; err != nil && !errors.Is(err, control.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// subhostRDMA picks the RDMA responder for --rdma; nil serves TCP only.
+func subhostRDMA(mode string) (control.RDMAResponder, error) {
+	if mode == "off" {
+		return nil, nil
+	}
+	if rdmaResponderFor == nil {
+		log.Warn().Str("rdma", mode).Msg("subhost: RDMA is not built in; serving TCP only")
+		return nil, nil
+	}
+	r, err := rdmaResponderFor(mode)
+	if err != nil {
+		if mode == "auto" {
+			log.Warn().Err(err).Msg("subhost: no usable RDMA device; serving TCP only")
+			return nil, nil
+		}
+		return nil, fmt.Errorf("rdma %s: %w", mode, err)
+	}
+	return r, nil
+}
