@@ -61,27 +61,26 @@ func (f *sourceFlags) options() linux.Options {
 // open reads the selected source and binds its kernel. The caller closes the
 // session (which resumes a guest it paused).
 func (f *sourceFlags) open(ctx context.Context) (*session, error) {
-	live := f.qmp != "" || f.memPath != ""
+	isLive := f.qmp != "" || f.memPath != ""
 	switch {
-	case f.image != "" && live:
+	case f.image != "" && isLive:
 		return nil, fmt.Errorf("%w: --image excludes --qmp/--mem-path", errSource)
-	case f.image == "" && !live:
+	case f.image == "" && !isLive:
 		return nil, fmt.Errorf("%w: give --image FILE, or --qmp SOCK with --mem-path FILE", errSource)
-	case live && (f.qmp == "" || f.memPath == ""):
+	case isLive && (f.qmp == "" || f.memPath == ""):
 		return nil, fmt.Errorf("%w: --qmp and --mem-path go together", errSource)
-	case f.pause && !live:
+	case f.pause && !isLive:
 		return nil, fmt.Errorf("%w: --pause needs a live guest (--qmp)", errSource)
 	}
 	s := &session{}
 	var img *physmem.Image
-	var cpus []physmem.CPUState
+	var live *physmem.CPUState
 	var err error
 	if f.image != "" {
 		if img, err = physmem.Open(f.image); err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, img.Close)
-		cpus = img.CPUs()
 	} else {
 		mon, err := qemu.Dial(ctx, f.qmp)
 		if err != nil {
@@ -100,7 +99,7 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 			s.Close()
 			return nil, err
 		}
-		cpus = []physmem.CPUState{{CR3: cr3, CR4: cr4, HasControl: true}}
+		live = &physmem.CPUState{CR3: cr3, CR4: cr4, HasControl: true}
 		if img, err = physmem.OpenMemFile(f.memPath, nil); err != nil {
 			s.Close()
 			return nil, err
@@ -120,7 +119,7 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 	}
 	s.profileTime = time.Since(t0)
 	log.Debug().Str("release", prof.Release()).Int("symbols", prof.SymbolCount()).Dur("took", s.profileTime).Msg("kernel profile")
-	if s.target, err = bindKernel(img, prof, cpus); err != nil {
+	if s.target, err = bindKernel(img, prof, live); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -13,10 +13,19 @@ import (
 const DefaultSyscalls = 451
 
 // SymbolSizer is implemented by targets that know the size in bytes of a
-// data symbol (from BTF or from the distance to the next kallsyms symbol).
+// data symbol (from BTF).
 type SymbolSizer interface {
 	SymbolSize(name string) (uint64, error)
 }
+
+// SymbolLookup is implemented by targets that name the symbol containing an
+// address (kallsyms); the table then ends where the next symbol starts.
+type SymbolLookup interface {
+	Lookup(addr uint64) (name string, off uint64, ok bool)
+}
+
+// maxSyscalls bounds a table length taken from the target.
+const maxSyscalls = 4096
 
 // SyscallHook is a sys_call_table entry that points outside kernel text.
 type SyscallHook struct {
@@ -34,18 +43,31 @@ type SyscallReport struct {
 	Hooks     []SyscallHook `json:"hooks"`
 }
 
-// syscallCount picks the table length: explicit, from the target, or the
-// 6.1 constant.
-func syscallCount(t Target, opt Options) int {
+// syscallCount picks the table length: explicit, the symbol's size, the
+// distance to the next symbol, or the 6.1 constant. padded says the length
+// may include alignment padding after the table (the distance method).
+func syscallCount(t Target, table uint64, opt Options) (n int, padded bool) {
 	if opt.Syscalls > 0 {
-		return opt.Syscalls
+		return opt.Syscalls, false
 	}
 	if s, ok := t.(SymbolSizer); ok {
-		if n, err := s.SymbolSize("sys_call_table"); err == nil && n >= 8 && n%8 == 0 && n/8 <= 4096 {
-			return int(n / 8)
+		if n, err := s.SymbolSize("sys_call_table"); err == nil && n >= 8 && n%8 == 0 && n/8 <= maxSyscalls {
+			return int(n / 8), false
 		}
 	}
-	return DefaultSyscalls
+	if l, ok := t.(SymbolLookup); ok {
+		n := 0
+		for ; n < maxSyscalls; n++ {
+			name, _, ok := l.Lookup(table + uint64(n)*8)
+			if !ok || name != "sys_call_table" {
+				break
+			}
+		}
+		if n > 0 && n < maxSyscalls {
+			return n, true
+		}
+	}
+	return DefaultSyscalls, false
 }
 
 // CheckSyscalls reads sys_call_table and reports every entry that does not
@@ -62,10 +84,13 @@ func CheckSyscalls(t Target, opt Options) (*SyscallReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel text range: %w: %w", ErrLayout, err)
 	}
-	n := syscallCount(t, opt)
-	rep := &SyscallReport{Table: Addr(table), Entries: n, TextStart: Addr(start), TextEnd: Addr(end), Hooks: []SyscallHook{}}
+	n, padded := syscallCount(t, table, opt)
 	batch := pageRanges(table, uint64(n)*8)
 	readBatch(t, batch)
+	if padded {
+		n, batch = trimPadding(batch, n)
+	}
+	rep := &SyscallReport{Table: Addr(table), Entries: n, TextStart: Addr(start), TextEnd: Addr(end), Hooks: []SyscallHook{}}
 	var errs []error
 	for _, r := range batch {
 		if r.Err != nil {
@@ -96,6 +121,27 @@ func CheckSyscalls(t Target, opt Options) (*SyscallReport, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// trimPadding drops the zero entries that end a table whose length was the
+// distance to the next symbol: alignment padding, not table. Every real
+// entry holds a handler (sys_ni_syscall at least), never zero.
+func trimPadding(batch []physmem.Range, n int) (int, []physmem.Range) {
+	for len(batch) > 0 {
+		last := &batch[len(batch)-1]
+		if last.Err != nil {
+			break
+		}
+		for len(last.Buf) >= 8 && le.Uint64(last.Buf[len(last.Buf)-8:]) == 0 {
+			last.Buf = last.Buf[:len(last.Buf)-8]
+			n--
+		}
+		if len(last.Buf) > 0 {
+			break
+		}
+		batch = batch[:len(batch)-1]
+	}
+	return n, batch
 }
 
 // pageRanges splits [addr, addr+n) at page boundaries, so one unmapped page

@@ -77,3 +77,36 @@ func TestCheckSyscallsUnreadable(t *testing.T) {
 		t.Errorf("err %v, want ErrLayout", err)
 	}
 }
+
+// lookupFake names sys_call_table for n entries, then another symbol.
+type lookupFake struct {
+	*fakeKernel
+	n uint64
+}
+
+func (l lookupFake) Lookup(addr uint64) (string, uint64, bool) {
+	tab := l.syms["sys_call_table"]
+	if addr >= tab && addr < tab+l.n*8 {
+		return "sys_call_table", addr - tab, true
+	}
+	return "next_symbol", 0, true
+}
+
+func TestCheckSyscallsLengthFromLookup(t *testing.T) {
+	k := newFake()
+	tab := k.syscallTable(DefaultSyscalls)
+	k.alloc(5 * 8) // zero padding up to the next symbol
+	k.modules()
+	k.w64(tab+450*8, 0xffffffffa0000000)
+	rep, err := CheckSyscalls(lookupFake{k, DefaultSyscalls + 5}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != DefaultSyscalls || len(rep.Hooks) != 1 || rep.Hooks[0].NR != 450 {
+		t.Errorf("entries %d hooks %+v; want %d entries (padding trimmed), hook 450", rep.Entries, rep.Hooks, DefaultSyscalls)
+	}
+	rep, _ = CheckSyscalls(lookupFake{k, 300}, Options{})
+	if rep.Entries != 300 || len(rep.Hooks) != 0 {
+		t.Errorf("entries %d hooks %+v; want 300, none", rep.Entries, rep.Hooks)
+	}
+}
