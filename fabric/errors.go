@@ -23,3 +23,13 @@ var (
 	// ErrNoRDMA reports that RDMA is not available in this build or on this host.
 	ErrNoRDMA = errors.New("rdma not available")
 )
+
+// Sentinel errors of the location map and the read protocol.
+var (
+	// ErrBadLocation reports a location word or field that is not valid.
+	ErrBadLocation = errors.New("invalid location")
+	// ErrGFNRange reports a GFN beyond the end of the location map.
+	ErrGFNRange = errors.New("gfn outside the location map")
+	// ErrUnstable reports a page whose location kept changing through every retry of a read.
+	ErrUnstable = errors.New("location kept changing during read")
+)
