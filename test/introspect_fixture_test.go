@@ -1,0 +1,415 @@
+package test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmemtrans/vmemtrans/introspect/kernel"
+	"github.com/vmemtrans/vmemtrans/introspect/linux"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/profile"
+)
+
+// End-to-end tests of the Linux walkers and IDS checks on the committed
+// real-guest fixtures (test/fixtures, made by make fixtures): what the
+// walkers read from memory must equal what the guest itself reported.
+
+const fixtureVmlinuz = "fixtures/linux-6.1-vmlinuz/vmlinuz"
+
+// fixtureTruth is the part of truth.json these tests compare with.
+type fixtureTruth struct {
+	Processes []struct {
+		PID  int    `json:"pid"`
+		TGID int    `json:"tgid"`
+		PPID int    `json:"ppid"`
+		UID  int    `json:"uid"`
+		Comm string `json:"comm"`
+	} `json:"processes"`
+	Modules []struct {
+		Name string `json:"name"`
+		Size uint64 `json:"size"`
+	} `json:"modules"`
+	Attack *struct {
+		HiddenPID       int    `json:"hidden_pid"`
+		HiddenComm      string `json:"hidden_comm"`
+		HookedSyscallNr int    `json:"hooked_syscall_nr"`
+		Module          string `json:"module"`
+	} `json:"attack"`
+}
+
+type fixture struct {
+	name  string
+	img   *physmem.Image
+	truth *fixtureTruth
+}
+
+var (
+	fixtureMu    sync.Mutex
+	fixtureCache = map[string]*fixture{}
+	profileCache = map[string]*profile.Profile{}
+)
+
+func fixturePath(name, file string) string { return filepath.Join("fixtures", name, file) }
+
+// loadFixture opens a fixture once per test binary.
+func loadFixture(tb testing.TB, name string) *fixture {
+	tb.Helper()
+	fixtureMu.Lock()
+	defer fixtureMu.Unlock()
+	if f, ok := fixtureCache[name]; ok {
+		return f
+	}
+	mem, truthFile := fixturePath(name, "memory.elf.zst"), fixturePath(name, "truth.json")
+	for _, p := range []string{mem, truthFile} {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			tb.Skipf("fixture not present (%s): run make fixtures", p)
+		}
+	}
+	data, err := os.ReadFile(truthFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var truth fixtureTruth
+	if err := json.Unmarshal(data, &truth); err != nil {
+		tb.Fatalf("%s: %v", truthFile, err)
+	}
+	img, err := physmem.Open(mem)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &fixture{name: name, img: img, truth: &truth}
+	fixtureCache[name] = f
+	return f
+}
+
+// fixtureProfile is the kernel profile at level 1 (from the vmlinuz) or
+// level 2 (from the guest memory alone).
+func fixtureProfile(tb testing.TB, f *fixture, level int) *profile.Profile {
+	tb.Helper()
+	key := fmt.Sprint(f.name, level)
+	fixtureMu.Lock()
+	defer fixtureMu.Unlock()
+	if p, ok := profileCache[key]; ok {
+		return p
+	}
+	var p *profile.Profile
+	var err error
+	switch level {
+	case 1:
+		if _, serr := os.Stat(fixtureVmlinuz); errors.Is(serr, os.ErrNotExist) {
+			tb.Skipf("fixture not present (%s): run make fixtures", fixtureVmlinuz)
+		}
+		p, err = profile.FromVmlinuz(fixtureVmlinuz)
+	default:
+		p, _, err = profile.FromMemory(f.img, profile.MemoryOptions{})
+	}
+	if err != nil {
+		tb.Fatalf("%s level %d profile: %v", f.name, level, err)
+	}
+	profileCache[key] = p
+	return p
+}
+
+func fixtureKernel(tb testing.TB, name string, level int) (*fixture, *kernel.Kernel) {
+	tb.Helper()
+	f := loadFixture(tb, name)
+	k, err := kernel.New(f.img, fixtureProfile(tb, f, level), kernel.Options{})
+	if err != nil {
+		tb.Fatalf("%s: bind kernel: %v", name, err)
+	}
+	return f, k
+}
+
+type taskKey struct {
+	pid, ppid int
+	comm      string
+}
+
+func diffSets[K comparable](got, want map[K]bool) (missing, extra []K) {
+	for k := range want {
+		if !got[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	return missing, extra
+}
+
+// hiddenByAttack tells whether truth task (pid, tgid) is the one the
+// rootkit hid (or a thread of it).
+func hiddenByAttack(f *fixture, pid, tgid int) bool {
+	a := f.truth.Attack
+	return a != nil && (pid == a.HiddenPID || tgid == a.HiddenPID)
+}
+
+func TestFixturePs(t *testing.T) {
+	for _, name := range []string{"linux-6.1-clean", "linux-6.1-attack"} {
+		for _, level := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/level%d", name, level), func(t *testing.T) {
+				f, k := fixtureKernel(t, name, level)
+				tasks, err := linux.Tasks(k, linux.Options{Threads: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, want := map[taskKey]bool{}, map[taskKey]bool{}
+				uids := map[int]int{}
+				for _, tk := range tasks {
+					if tk.Err != nil {
+						t.Errorf("task %d: %v", tk.PID, tk.Err)
+					}
+					if tk.PID != 0 { // the idle task has no /proc entry
+						got[taskKey{int(tk.PID), int(tk.PPID), tk.Comm}] = true
+						uids[int(tk.PID)] = int(tk.UID)
+					}
+				}
+				for _, p := range f.truth.Processes {
+					if hiddenByAttack(f, p.PID, p.TGID) {
+						continue
+					}
+					want[taskKey{p.PID, p.PPID, p.Comm}] = true
+					if u, ok := uids[p.PID]; ok && u != p.UID {
+						t.Errorf("pid %d: uid %d, truth %d", p.PID, u, p.UID)
+					}
+				}
+				if missing, extra := diffSets(got, want); len(missing)+len(extra) > 0 {
+					t.Errorf("ps differs from the guest's own view: missing %v, extra %v", missing, extra)
+				}
+				t.Logf("%d tasks (threads included) equal the guest's", len(got))
+			})
+		}
+	}
+}
+
+func TestFixtureLsmod(t *testing.T) {
+	for _, name := range []string{"linux-6.1-clean", "linux-6.1-attack"} {
+		t.Run(name, func(t *testing.T) {
+			f, k := fixtureKernel(t, name, 2)
+			mods, err := linux.Modules(k, linux.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			type mod struct {
+				name string
+				size uint64
+			}
+			got, want := map[mod]bool{}, map[mod]bool{}
+			for _, m := range mods {
+				got[mod{m.Name, m.Size}] = true
+			}
+			for _, m := range f.truth.Modules {
+				want[mod{m.Name, m.Size}] = true
+			}
+			if missing, extra := diffSets(got, want); len(missing)+len(extra) > 0 {
+				t.Errorf("lsmod differs from /proc/modules: missing %v, extra %v", missing, extra)
+			}
+		})
+	}
+}
+
+func TestFixtureChecksClean(t *testing.T) {
+	for _, level := range []int{1, 2} {
+		t.Run(fmt.Sprint("level", level), func(t *testing.T) {
+			_, k := fixtureKernel(t, "linux-6.1-clean", level)
+			rep, err := linux.CheckSyscalls(k, linux.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Hooks) != 0 || rep.Entries != linux.DefaultSyscalls {
+				t.Errorf("clean guest: %d entries, hooks %+v; want %d entries, none", rep.Entries, rep.Hooks, linux.DefaultSyscalls)
+			}
+			hid, err := linux.HiddenTasks(k, linux.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hid.Hidden) != 0 || hid.InIDR == 0 {
+				t.Errorf("clean guest: %d in the IDR, hidden %+v; want none hidden", hid.InIDR, hid.Hidden)
+			}
+		})
+	}
+}
+
+func TestFixtureChecksAttack(t *testing.T) {
+	for _, level := range []int{1, 2} {
+		t.Run(fmt.Sprint("level", level), func(t *testing.T) {
+			f, k := fixtureKernel(t, "linux-6.1-attack", level)
+			a := f.truth.Attack
+			if a == nil {
+				t.Fatal("attack fixture's truth.json has no attack")
+			}
+			hid, err := linux.HiddenTasks(k, linux.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hid.Hidden) == 0 || int(hid.Hidden[0].PID) != a.HiddenPID || hid.Hidden[0].Comm != a.HiddenComm {
+				t.Errorf("hidden %+v; want pid %d %q", hid.Hidden, a.HiddenPID, a.HiddenComm)
+			}
+			for _, h := range hid.Hidden {
+				if int(h.TGID) != a.HiddenPID {
+					t.Errorf("task %d (tgid %d) reported hidden, not of the hidden process", h.PID, h.TGID)
+				}
+			}
+			rep, err := linux.CheckSyscalls(k, linux.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Hooks) != 1 || rep.Hooks[0].NR != a.HookedSyscallNr || rep.Hooks[0].Module != a.Module {
+				t.Errorf("hooks %+v; want nr %d owned by %s", rep.Hooks, a.HookedSyscallNr, a.Module)
+			}
+		})
+	}
+}
+
+// TestFixtureCLI runs the built vmemtrans: ps --json's shape, and the check
+// commands' exit codes (0 clean, 2 findings).
+func TestFixtureCLI(t *testing.T) {
+	loadFixture(t, "linux-6.1-clean")
+	loadFixture(t, "linux-6.1-attack")
+	bin := filepath.Join(t.TempDir(), "vmemtrans")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/vmemtrans")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	run := func(args ...string) ([]byte, int) {
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return out, ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out, 0
+	}
+	img := fixturePath("linux-6.1-clean", "memory.elf.zst")
+	out, code := run("ps", "--json", "--image", img, "--vmlinuz", fixtureVmlinuz)
+	if code != 0 {
+		t.Fatalf("ps exit %d: %s", code, out)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out, &rows); err != nil || len(rows) < 2 {
+		t.Fatalf("ps --json: %v, %d rows", err, len(rows))
+	}
+	for _, key := range []string{"pid", "tgid", "ppid", "uid", "comm", "task"} {
+		if _, ok := rows[1][key]; !ok {
+			t.Errorf("ps --json row lacks %q: %v", key, rows[1])
+		}
+	}
+	if rows[1]["comm"] == "" || rows[0]["comm"] != "swapper/0" {
+		t.Errorf("first rows %v %v", rows[0], rows[1])
+	}
+	if out, code = run("check", "syscalls", "--image", img, "--vmlinuz", fixtureVmlinuz); code != 0 {
+		t.Errorf("check syscalls on the clean guest: exit %d\n%s", code, out)
+	}
+	bad := fixturePath("linux-6.1-attack", "memory.elf.zst")
+	if out, code = run("check", "hidden-tasks", "--image", bad, "--vmlinuz", fixtureVmlinuz); code != 2 {
+		t.Errorf("check hidden-tasks on the attacked guest: exit %d, want 2\n%s", code, out)
+	}
+	if out, code = run("check", "syscalls", "--json", "--image", bad, "--vmlinuz", fixtureVmlinuz); code != 2 {
+		t.Errorf("check syscalls on the attacked guest: exit %d, want 2\n%s", code, out)
+	}
+	var rep linux.SyscallReport
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Hooks) != 1 {
+		t.Errorf("check syscalls --json: %v %+v", err, rep)
+	}
+}
+
+// countingReader counts the physical reads a walk issues: batches, ranges
+// and distinct pages. It keeps the wrapped image's CPU state visible.
+type countingReader struct {
+	*physmem.Image
+	mu      sync.Mutex
+	batches int
+	ranges  int
+	pages   map[uint64]struct{}
+}
+
+func (c *countingReader) ReadPhys(rs []physmem.Range) error {
+	c.mu.Lock()
+	c.batches++
+	c.ranges += len(rs)
+	for _, r := range rs {
+		for p := r.Addr >> 12; p <= (r.Addr+uint64(len(r.Buf))-1)>>12 && len(r.Buf) > 0; p++ {
+			c.pages[p] = struct{}{}
+		}
+	}
+	c.mu.Unlock()
+	return c.Image.ReadPhys(rs)
+}
+
+// BenchmarkFixturePs is ps (leaders) on a bound kernel: the walk alone,
+// profile already loaded. It reports physical pages, batches and ranges
+// read per ps.
+func BenchmarkFixturePs(b *testing.B) {
+	f := loadFixture(b, "linux-6.1-clean")
+	prof := fixtureProfile(b, f, 1)
+	var last *countingReader
+	var n int
+	for b.Loop() {
+		cr := &countingReader{Image: f.img, pages: map[uint64]struct{}{}}
+		k, err := kernel.New(cr, prof, kernel.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cr.batches, cr.ranges, cr.pages = 0, 0, map[uint64]struct{}{} // count the walk, not the binding
+		tasks, err := linux.Tasks(k, linux.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		last, n = cr, len(tasks)
+	}
+	b.ReportMetric(float64(len(last.pages)), "pages/ps")
+	b.ReportMetric(float64(last.batches), "batches/ps")
+	b.ReportMetric(float64(last.ranges), "ranges/ps")
+	b.ReportMetric(float64(n), "tasks")
+}
+
+// BenchmarkFixturePsCold is ps from nothing but the opened image: profile
+// from the vmlinuz (level 1) or from memory (level 2), kernel bound, walk.
+func BenchmarkFixturePsCold(b *testing.B) {
+	for _, level := range []int{1, 2} {
+		b.Run(fmt.Sprint("level", level), func(b *testing.B) {
+			f := loadFixture(b, "linux-6.1-clean")
+			if level == 1 {
+				if _, err := os.Stat(fixtureVmlinuz); err != nil {
+					b.Skipf("fixture not present (%s): run make fixtures", fixtureVmlinuz)
+				}
+			}
+			var profTime time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				var p *profile.Profile
+				var err error
+				if level == 1 {
+					p, err = profile.FromVmlinuz(fixtureVmlinuz)
+				} else {
+					p, _, err = profile.FromMemory(f.img, profile.MemoryOptions{})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				profTime += time.Since(t0)
+				k, err := kernel.New(f.img, p, kernel.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := linux.Tasks(k, linux.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(profTime.Milliseconds())/float64(b.N), "profile-ms/op")
+		})
+	}
+}
