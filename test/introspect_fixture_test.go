@@ -270,6 +270,36 @@ func TestFixtureChecksAttack(t *testing.T) {
 	}
 }
 
+// TestFixtureKernelText records the clean guest's text hashes and compares
+// the same boot's later (attacked) state with them: the baseline must be
+// accepted as the same boot, and the clean guest must match itself.
+func TestFixtureKernelText(t *testing.T) {
+	_, clean := fixtureKernel(t, "linux-6.1-clean", 1)
+	_, attacked := fixtureKernel(t, "linux-6.1-attack", 1)
+	base, err := linux.HashText(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(base.Pages) < 256 {
+		t.Fatalf("%d kernel text pages: implausibly few", len(base.Pages))
+	}
+	again, _ := linux.HashText(clean)
+	if ch, err := linux.CompareText(base, again); err != nil || len(ch) != 0 {
+		t.Fatalf("clean vs itself: changes %v, err %v", ch, err)
+	}
+	later, err := linux.HashText(attacked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := linux.CompareText(base, later)
+	if err != nil {
+		t.Fatalf("same boot refused: %v", err)
+	}
+	// The rootkit patches no text; static keys and kprobes the module load
+	// toggled may legitimately have.
+	t.Logf("%d of %d text pages differ between the clean and attacked states", len(ch), len(base.Pages))
+}
+
 // TestFixtureCLI runs the built vmemtrans: ps --json's shape, and the check
 // commands' exit codes (0 clean, 2 findings).
 func TestFixtureCLI(t *testing.T) {
