@@ -45,7 +45,8 @@ func (t *Transport) readLoop() {
 		}
 		t.mu.Unlock()
 		if err != nil {
-			t.finish(c, t.peerErr(err))
+			t.die(t.peerErr(err))
+			t.finish(c, t.failure()) // ErrClosed if Close caused it
 			break
 		}
 		t.finish(c, nil)
