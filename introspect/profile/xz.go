@@ -18,6 +18,10 @@ const (
 	xzFilterLZMA2 = 0x21
 )
 
+// maxDictCap bounds the LZMA2 dictionary (kernels use 32 MiB), so a
+// hostile header cannot make the decoder allocate gigabytes.
+const maxDictCap = 128 << 20
+
 var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 
 // unxz decodes the first block of the xz stream at the start of b, ignoring
@@ -91,7 +95,7 @@ func unxz(b []byte, limit int) ([]byte, error) {
 	if dictCap < lzma.MinDictCap {
 		dictCap = lzma.MinDictCap
 	}
-	if dictCap > 1<<30 {
+	if dictCap > maxDictCap {
 		return nil, fmt.Errorf("xz dictionary of %d bytes too large: %w", dictCap, ErrNoPayload)
 	}
 	r, err := lzma.Reader2Config{DictCap: dictCap}.NewReader2(bytes.NewReader(p[hsize:]))
