@@ -19,7 +19,7 @@ import (
 // chainTimeout bounds the wait for one chain's last completion. The RC retry
 // timeout ends chains to a dead peer long before; this only guards against a
 // provider that loses completions.
-const chainTimeout = 30 * time.Second
+const chainTimeout = 10 * time.Second
 
 // lane is one queue pair with its staging pages and the state of the chain
 // it carries. A lane belongs to one batch at a time.

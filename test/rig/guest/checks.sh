@@ -1,0 +1,80 @@
+# Sourced by the rig guest's /init. Each check prints one RIG-RESULT line.
+# Timeouts everywhere: TCG is slow and nothing here may hang the boot.
+SUB=127.0.0.1:7470
+
+rxe_setup() {
+  $IP link add v0 type veth peer name v1
+  $IP addr add 192.0.2.1/24 dev v0; $IP addr add 192.0.2.2/24 dev v1
+  $IP link set v0 up; $IP link set v1 up
+  rdma link add rxe0 type rxe netdev v0; res rxe0_add $?
+  # the IPv4 RoCE v2 GID appears once the address is seen by the rxe device
+  for i in $(seq 1 50); do
+    grep -l 'RoCE v2' /sys/class/infiniband/rxe0/ports/1/gid_attrs/types/* 2>/dev/null | while read -r f; do
+      cat /sys/class/infiniband/rxe0/ports/1/gids/${f##*/}; done | grep ffff >/dev/null && break
+    sleep 0.2
+  done
+  rdma link show
+  echo "RIG: rxe0 active_mtu=$(cat /sys/class/infiniband/rxe0/ports/1/active_mtu 2>&1)"
+}
+
+check_devices() {
+  timeout 30 vmemtrans devices
+  timeout 30 vmemtrans devices --json > /tmp/devices.json
+  grep '"transport": "rdma"' /tmp/devices.json >/dev/null && grep '"device": "rxe0"' /tmp/devices.json >/dev/null
+  res devices_offers_rdma $?
+}
+
+# (a) the Transport suite over real RDMA (same device rxe0 <-> rxe0)
+check_transport() {
+  VMEMTRANS_RDMA_DEV=rxe0 timeout 300 rdma.test -test.run Integration -test.v -test.timeout 280s > /tmp/rdma-test.log 2>&1
+  rc=$?
+  grep -E '^(=== RUN|--- |PASS|FAIL|ok)|integration_test|remote_error' /tmp/rdma-test.log
+  res go_rdma_transport_suite $rc
+}
+
+# (b) subhost + bench fetch through the CLI, over RDMA end to end
+check_cli() {
+  mkdir -p /tmp/sub
+  timeout 300 vmemtrans subhost --listen $SUB --state-dir /tmp/sub --rdma rxe0 --log-level info > /tmp/subhost.log 2>&1 &
+  sp=$!
+  # listening on 127.0.0.1:7470 = 0100007F:1D2E, state 0A
+  for i in $(seq 1 150); do grep ':1D2E 00000000:0000 0A' /proc/net/tcp >/dev/null && break; sleep 0.2; done
+  timeout 120 vmemtrans bench fetch --subhost $SUB --psk-file /tmp/sub/psk --rdma rxe0 --pages 2048 --batch 256 \
+    --inflight 4 --duration 2s --json > /tmp/bench.json 2>/tmp/bench.err
+  rc=$?
+  cat /tmp/bench.json; tail -5 /tmp/bench.err; tail -5 /tmp/subhost.log
+  kill $sp 2>/dev/null; wait $sp 2>/dev/null
+  [ $rc = 0 ] && grep -E '"transport": ?"rdma"' /tmp/bench.json >/dev/null; res cli_subhost_bench_rdma $?
+}
+
+# (c) our batched 4 KiB READ path vs ib_read_bw -s 4096, same device, same boot,
+# three alternating runs each; median of the per-pair ratios must reach 0.8.
+ours() {
+  VMEMTRANS_RDMA_DEV=rxe0 timeout 180 rdma.test -test.run '^$' -test.bench ReadSlots -test.benchtime 24x 2>&1 |
+    awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s") print $(i-1)}'
+}
+theirs() {
+  timeout 90 ib_read_bw -d rxe0 -x 1 -F -s 4096 -n 6000 > /tmp/ibrb.srv 2>&1 & s=$!
+  sleep 1
+  timeout 60 ib_read_bw -d rxe0 -x 1 -F -s 4096 -n 6000 192.0.2.1 2>&1 | awk '$1 == 4096 {printf "%.0f\n", $5 * 1000000}'
+  wait $s 2>/dev/null
+}
+check_ratio() {
+  : > /tmp/ratios
+  for i in 1 2 3; do
+    o=$(ours); t=$(theirs)
+    echo "RIG-RATE run=$i ours=${o:-0} ib_read_bw=${t:-0} pages/s"
+    [ -n "$o" ] && [ -n "$t" ] && echo "$o $t" | awk '$2 > 0 {printf "%.3f\n", $1 / $2}' >> /tmp/ratios
+  done
+  med=$(sort -n /tmp/ratios | awk '{a[NR] = $1} END {if (NR == 3) print a[2]; else print 0}')
+  echo "RIG-RATIO median=$med of $(tr '\n' ' ' < /tmp/ratios)"
+  echo "$med" | awk '{exit !($1 >= 0.8)}'; res read_ratio_vs_ib_read_bw $?
+}
+
+run_checks() {
+  rxe_setup
+  check_devices
+  check_transport
+  check_cli
+  check_ratio
+}

@@ -1,0 +1,93 @@
+#!/bin/bash
+# rig.sh [WORKDIR] : the QEMU SoftRoCE rig (make rig, .ci/run).
+# Boots a Debian 6.1 kernel under TCG with no NIC, brings up rxe0 on a veth
+# inside the guest and runs there: the RDMA Transport tests (go test -c -tags
+# rdma ./rdma), `vmemtrans subhost --rdma rxe0` + `vmemtrans bench fetch` over
+# RDMA, and our batched 4 KiB READ path against ib_read_bw -s 4096. Then the
+# optional host-side live phase (test/rig/live/live-introspect.sh).
+# Every check prints "rig: PASS|FAIL name"; the last line is
+# "rig: N passed, N failed" and the exit status is non-zero if any failed.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+W=${1:-${RIG_DIR:-/tmp/vmemtrans-rig}}
+mkdir -p "$W/bin"
+export PATH=$PATH:/usr/local/go/bin
+PASS=0; FAIL=0
+ok() { PASS=$((PASS + 1)); echo "rig: PASS $1"; }
+ko() { FAIL=$((FAIL + 1)); echo "rig: FAIL $1"; }
+now() { date +%s%N; }
+phase() { echo "rig: phase $1 took $(( ($(now) - $2) / 1000000 )) ms"; }
+finish() { echo "rig: total $(( ($(now) - TALL) / 1000000 )) ms"; echo "rig: $PASS passed, $FAIL failed"; [ "$FAIL" = 0 ]; exit $?; }
+abort() { ko "$1"; finish; }
+TALL=$(now); T=$TALL
+
+# 1. host packages: qemu, busybox, cpio, kmod, xz, libibverbs + libnl static libs for the cgo build
+need=""
+for p in qemu-system-x86 busybox-static cpio kmod xz-utils binutils gcc libibverbs-dev libnl-3-dev libnl-route-3-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+  timeout 300 apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends $need >/dev/null ||
+    abort "host_packages ($need)"
+fi
+phase host-packages "$T"; T=$(now)
+
+# 2. Debian kernel (resolved at run time) + rdma-core user space, cached in $W/debs
+apt-cache depends linux-image-amd64 2>/dev/null | grep 'Depends: linux-image-6' >/dev/null || timeout 300 apt-get update -q >/dev/null
+rm -rf "$W/stage"
+out=$(bash "$HERE/lib/fetch-debs.sh" "$W/debs" "$W/stage") || abort fetch_debs
+KREL=${out##*KREL=}
+cp "$W/stage/boot/vmlinuz-$KREL" "$W/vmlinuz" || abort "kernel_$KREL"
+echo "rig: kernel $KREL"
+phase fetch-debs "$T"; T=$(now)
+
+# 3. binaries: static cgo with the rxe provider built in (no provider .so,
+#    no libnl in the guest); a plain host build for the live phase
+PROV=$(basename "$(ls /usr/lib/x86_64-linux-gnu/librxe-rdmav*.a | head -1)" .a); PROV=${PROV#lib}
+export CGO_ENABLED=1 CGO_CFLAGS="-O2 -DRDMA_STATIC_PROVIDERS=rxe"
+export CGO_LDFLAGS="-Wl,--start-group -libverbs -l$PROV -lnl-route-3 -lnl-3 -Wl,--end-group -lpthread"
+STATIC=(-trimpath -tags rdma -ldflags '-linkmode external -extldflags "-static" -s -w')
+build() { (cd "$ROOT" && timeout 900 "$@" 2>&1 | grep -vE 'warning: Using|in function|^#' ; exit "${PIPESTATUS[0]}"); }
+build go test -c "${STATIC[@]}" -o "$W/bin/rdma.test" ./rdma || abort build_rdma_test
+# a broken CLI build fails its checks, not the whole rig
+rm -f "$W/bin/vmemtrans" "$W/bin/vmemtrans-host"
+build go build "${STATIC[@]}" -o "$W/bin/vmemtrans" ./cmd/vmemtrans || ko build_vmemtrans_rdma
+(cd "$ROOT" && CGO_ENABLED=0 timeout 900 go build -trimpath -o "$W/bin/vmemtrans-host" ./cmd/vmemtrans) || ko build_vmemtrans_host
+GUEST_BINS=("$W/bin/rdma.test"); [ -f "$W/bin/vmemtrans" ] && GUEST_BINS+=("$W/bin/vmemtrans")
+phase go-build "$T"; T=$(now)
+
+# 4. initramfs: modules (rxe, veth, vsock), rdma-core tools, our binaries and checks
+bash "$HERE/lib/mkinitrd.sh" "$W/stage" "$W/initrd.gz" "$HERE/init" \
+  "${GUEST_BINS[@]}" "$HERE/guest/checks.sh" || abort mkinitrd
+phase mkinitrd "$T"; T=$(now)
+
+# 5. boot the guest; QEMU runs under timeout and is stopped by its PID only
+LOG=$W/guest.log
+timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 2 -nographic -no-reboot -nic none \
+  -kernel "$W/vmlinuz" -initrd "$W/initrd.gz" -append 'console=ttyS0 panic=-1 quiet rig.mode=rdma' \
+  </dev/null >"$LOG" 2>&1 &
+QPID=$!
+trap 'kill "$QPID" 2>/dev/null' EXIT
+wait "$QPID"; echo "rig: qemu rc=$?"
+trap - EXIT
+grep -aE '^(RIG|=== RUN|--- |    [a-z_]+_test\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
+want="rxe0_add devices_offers_rdma go_rdma_transport_suite cli_subhost_bench_rdma read_ratio_vs_ib_read_bw"
+for name in $want; do
+  rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
+  if [ "$rc" = 0 ]; then ok "$name"; else ko "$name rc=${rc:-missing}"; fi
+done
+phase boot-guest "$T"; T=$(now)
+
+# 6. ---- host-side live phase (owned elsewhere): runs only if the script exists ----
+LIVE=$HERE/live/live-introspect.sh
+if [ -f "$LIVE" ]; then
+  if timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host"; then ok live_introspect; else ko "live_introspect rc=$?"; fi
+  phase live "$T"
+else
+  echo "rig: live phase skipped ($LIVE not present)"
+fi
+# ---- end of the live phase ----
+
+finish
