@@ -9,9 +9,9 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
-// MaxSlots is the largest region, matching the slot field of a location word
-// (2^36 slots of 4 KiB, 256 TiB).
-const MaxSlots = 1 << 36
+// MaxSlots is the largest region: every slot must be nameable by the slot
+// field of a location word (2^36 slots of 4 KiB, 256 TiB).
+const MaxSlots = fabric.MaxSlot + 1
 
 const (
 	headerSize    = 32

@@ -461,3 +461,18 @@ func FuzzValidVMID(f *testing.F) {
 		}
 	})
 }
+
+func TestOneStorePerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open of one directory: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	openStore(t, dir).Close()
+}
