@@ -77,12 +77,13 @@ func probeSlide(tr *paging.Translator, l layout) (uint64, error) {
 	return 0, fmt.Errorf("no slide in [0, %#x) maps init_task through cr3 %#x: %w", maxSlide, tr.CR3(), ErrNoInitTask)
 }
 
-// scanInitTask returns the physical addresses of init_task candidates: a
-// "swapper/0" comm at the comm offset with pid 0 beside it.
-func scanInitTask(r physmem.Reader, l layout) ([]uint64, error) {
-	var out []uint64
+// scanInitTask calls try with the physical address of each init_task
+// candidate (a "swapper/0" comm at the comm offset with pid 0 beside it),
+// in address order, until try returns true.
+func scanInitTask(r physmem.Reader, l layout, try func(taskPA uint64) bool) {
 	size := r.Size()
 	overlap := uint64(len(initComm) - 1)
+	pid := make([]byte, 4)
 	for base := uint64(0); base < size; base += scanChunk {
 		n := min(scanChunk+overlap, size-base)
 		buf := make([]byte, n)
@@ -93,7 +94,7 @@ func scanInitTask(r physmem.Reader, l layout) ([]uint64, error) {
 				break
 			}
 			off += j
-			if uint64(off) >= scanChunk && base+scanChunk < size {
+			if off >= scanChunk {
 				break // the next chunk sees it whole
 			}
 			pa := base + uint64(off)
@@ -101,16 +102,11 @@ func scanInitTask(r physmem.Reader, l layout) ([]uint64, error) {
 				continue
 			}
 			task := pa - l.commOff
-			pid := make([]byte, 4)
-			if r.ReadPhys([]physmem.Range{{Addr: task + l.pidOff, Buf: pid}}) == nil && le.Uint32(pid) == 0 {
-				out = append(out, task)
+			if r.ReadPhys([]physmem.Range{{Addr: task + l.pidOff, Buf: pid}}) == nil && le.Uint32(pid) == 0 && try(task) {
+				return
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no swapper/0 task in %d bytes of physical memory: %w", size, ErrNoInitTask)
-	}
-	return out, nil
 }
 
 // readLenient fills buf from addr, zeroing pages that cannot be read.

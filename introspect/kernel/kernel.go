@@ -48,7 +48,9 @@ type Kernel struct {
 	method   Method
 }
 
-// New binds p to the guest whose physical memory r reads.
+// New binds p to the guest whose physical memory r reads. With a CR3 the
+// slide is probed through its page tables; without one, or if the probe
+// finds nothing, physical memory is scanned for init_task.
 func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 	l, err := layoutOf(p)
 	if err != nil {
@@ -72,11 +74,17 @@ func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 	}
 	k := &Kernel{prof: p, r: r}
 	if cr3 != 0 {
-		err = k.bindByProbe(l, paging.KernelCR3(cr3), modes)
-	} else {
-		err = k.bindByScan(l, modes)
+		perr := k.bindByProbe(l, paging.KernelCR3(cr3), modes)
+		if perr == nil {
+			return k, nil
+		}
+		// a stale or foreign CR3 should not stop discovery: the scan needs none
+		if serr := k.bindByScan(l, modes); serr != nil {
+			return nil, fmt.Errorf("%w; without cr3: %w", perr, serr)
+		}
+		return k, nil
 	}
-	if err != nil {
+	if err := k.bindByScan(l, modes); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -105,23 +113,19 @@ func (k *Kernel) bindByProbe(l layout, cr3 uint64, modes []paging.Mode) error {
 }
 
 func (k *Kernel) bindByScan(l layout, modes []paging.Mode) error {
-	taskPAs, err := scanInitTask(k.r, l)
-	if err != nil {
-		return err
-	}
-	var lastErr error
-	for _, taskPA := range taskPAs {
+	lastErr := fmt.Errorf("no swapper/0 task in %d bytes of physical memory: %w", k.r.Size(), ErrNoInitTask)
+	scanInitTask(k.r, l, func(taskPA uint64) bool {
 		delta := taskPA - l.initTask // physical = link + delta, for every image symbol
 		pgdAt := l.initMM + delta + l.pgdOff
 		buf := make([]byte, 8)
 		if err := k.r.ReadPhys([]physmem.Range{{Addr: pgdAt, Buf: buf}}); err != nil {
 			lastErr = fmt.Errorf("read init_mm.pgd at %#x: %w", pgdAt, err)
-			continue
+			return false
 		}
 		slide := le.Uint64(buf) - l.topPgt
 		if slide%slideStep != 0 || slide >= maxSlide {
 			lastErr = fmt.Errorf("init_mm.pgd gives slide %#x: %w", slide, ErrNoInitTask)
-			continue
+			return false
 		}
 		cr3 := l.topPgt + delta
 		for _, m := range modes {
@@ -133,10 +137,14 @@ func (k *Kernel) bindByScan(l layout, modes []paging.Mode) error {
 			}
 			k.tr, k.slide, k.method = tr, slide, MethodScan
 			k.physBase = delta - slide + profile.KernelMapBase
-			return nil
+			return true
 		}
+		return false
+	})
+	if k.tr == nil {
+		return lastErr
 	}
-	return lastErr
+	return nil
 }
 
 // Symbol returns the runtime virtual address of name.

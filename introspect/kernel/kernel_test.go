@@ -208,3 +208,14 @@ func TestNoKernelThere(t *testing.T) {
 		t.Errorf("probe through empty tables: %v, want ErrNoInitTask", err)
 	}
 }
+
+func TestStaleCR3FallsBackToScan(t *testing.T) {
+	g := bootGuest(t, paging.FourLevel, 0x2200000, 0x12400000)
+	_, p := realKernel(t)
+	// a page of zeros: no slide maps init_task through it
+	k, err := New(physmem.NewBytes(g.mem), p, Options{CR3: 0x1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBound(t, k, g, MethodScan)
+}

@@ -15,6 +15,7 @@ const DefaultTextLink = 0xffffffff81000000
 const (
 	kallsymsBefore = 24 << 20
 	kallsymsAfter  = 4 << 20
+	imageAlign     = 2 << 20
 )
 
 // MemoryOptions tunes FromMemory.
@@ -39,20 +40,20 @@ type MemoryInfo struct {
 }
 
 // FromMemory builds the profile of the kernel running in a guest from its
-// physical memory alone: the kallsyms tables and the BTF blob are found by
-// scanning, checked against each other (the BTF must sit where __start_BTF
-// says, linux_banner where it says), and the symbols are brought back to
-// link addresses. The result equals FromVmlinuz's on the same build.
+// physical memory alone: the kallsyms tables are found by scanning (the
+// scan stops at the first that decodes), the image's physical placement by
+// checking that the BTF header sits where __start_BTF says and the banner
+// where linux_banner says, and the symbols are brought back to link
+// addresses. The result equals FromVmlinuz's on the same build.
 func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, error) {
 	textLink := opts.TextLink
 	if textLink == 0 {
 		textLink = DefaultTextLink
 	}
-	hits := scanPhys(r, kallsymsDigits, btfMagic)
 	var info MemoryInfo
 	var ks *kallsymsTables
 	var firstErr error
-	for _, hit := range hits[0] {
+	scanPhys(r, kallsymsDigits, func(hit uint64) bool {
 		start := uint64(0)
 		if hit > kallsymsBefore {
 			start = (hit - kallsymsBefore) &^ 4095
@@ -64,11 +65,11 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 			if firstErr == nil {
 				firstErr = err
 			}
-			continue
+			return true
 		}
 		ks, info.KallsymsPhys = t, start+uint64(t.tokenTable)
-		break
-	}
+		return false
+	})
 	if ks == nil {
 		if firstErr == nil {
 			firstErr = fmt.Errorf("no token table signature in %d bytes of memory: %w", r.Size(), ErrKallsyms)
@@ -88,30 +89,35 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	if !okT || !okB || !okN || !okE || startBTF < text || banner < text || end < text {
 		return nil, info, fmt.Errorf("kallsyms in memory lack _text, _end, __start_BTF or linux_banner: %w", ErrNotKernel)
 	}
+	// The image is physically contiguous and loaded 2 MiB-aligned (x86-64's
+	// CONFIG_PHYSICAL_ALIGN), so _text is at one of a few physical addresses
+	// below the token table; the right one has the BTF header at
+	// __start_BTF and the banner at linux_banner.
 	var raw []byte
-	for _, h := range hits[1] {
-		textPhys := h - (startBTF - text)
-		if info.KallsymsPhys < textPhys || info.KallsymsPhys >= textPhys+(end-text) {
+	release := ""
+	for textPhys := info.KallsymsPhys &^ (imageAlign - 1); textPhys+(end-text) > info.KallsymsPhys; textPhys -= imageAlign {
+		if release = parseBanner(readPhysLenient(r, textPhys+(banner-text), 256)); release == "" {
+			if textPhys < imageAlign {
+				break
+			}
 			continue
 		}
-		release := parseBanner(readPhysLenient(r, textPhys+(banner-text), 256))
-		if release == "" {
-			continue
-		}
+		h := textPhys + (startBTF - text)
 		hdr := readPhysLenient(r, h, btfHeaderLen)
 		total := btfHeaderLen + int(le.Uint32(hdr[16:])) + int(le.Uint32(hdr[20:]))
-		if total > maxBTF || h+uint64(total) > r.Size() {
-			continue
+		if total <= maxBTF && h+uint64(total) <= r.Size() {
+			blob := readPhysLenient(r, h, total)
+			if _, err := btfBlobLen(blob); err == nil {
+				raw, info.TextPhys, info.BTFPhys, info.BTFSize = blob, textPhys, h, total
+				break
+			}
 		}
-		blob := readPhysLenient(r, h, total)
-		if _, err := btfBlobLen(blob); err != nil {
-			continue
+		if textPhys < imageAlign {
+			break
 		}
-		raw, info.TextPhys, info.BTFPhys, info.BTFSize = blob, textPhys, h, total
-		break
 	}
 	if raw == nil {
-		return nil, info, fmt.Errorf("no btf blob where __start_BTF points (%d headers in memory): %w", len(hits[1]), ErrBTF)
+		return nil, info, fmt.Errorf("no btf blob where __start_BTF points: %w", ErrBTF)
 	}
 	info.Slide = text - textLink
 	syms := make([]kallsym, len(ks.syms))
@@ -121,7 +127,6 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		}
 		syms[i] = s
 	}
-	release := parseBanner(readPhysLenient(r, info.TextPhys+(banner-text), 256))
 	p, err := newProfile(release, syms, raw)
 	if err != nil {
 		return nil, info, err

@@ -34,35 +34,26 @@ func readPhysLenient(r physmem.Reader, addr uint64, n int) []byte {
 	return buf
 }
 
-// scanPhys reports the physical address of every occurrence of each
-// pattern in r, in address order per pattern.
-func scanPhys(r physmem.Reader, patterns ...[]byte) [][]uint64 {
-	hits := make([][]uint64, len(patterns))
-	overlap := 0
-	for _, p := range patterns {
-		overlap = max(overlap, len(p)-1)
-	}
+// scanPhys calls visit with the physical address of each occurrence of
+// pattern in r, in address order, until visit returns false.
+func scanPhys(r physmem.Reader, pattern []byte, visit func(pa uint64) bool) {
+	overlap := uint64(len(pattern) - 1)
 	size := r.Size()
 	for base := uint64(0); base < size; base += scanChunk {
-		n := uint64(scanChunk + overlap)
-		if base+n > size {
-			n = size - base
-		}
+		n := min(scanChunk+overlap, size-base)
 		buf := readPhysLenient(r, base, int(n))
-		for i, p := range patterns {
-			for off := 0; ; {
-				j := bytes.Index(buf[off:], p)
-				if j < 0 {
-					break
-				}
-				off += j
-				// a match inside the overlap belongs to the next chunk
-				if off < scanChunk || base+scanChunk >= size {
-					hits[i] = append(hits[i], base+uint64(off))
-				}
-				off++
+		for off := 0; ; off++ {
+			j := bytes.Index(buf[off:], pattern)
+			if j < 0 {
+				break
+			}
+			off += j
+			if off >= scanChunk {
+				break // the next chunk sees it whole
+			}
+			if !visit(base + uint64(off)) {
+				return
 			}
 		}
 	}
-	return hits
 }
