@@ -16,6 +16,9 @@
 //     physical address). phys_base may be negative: all of this is modulo
 //     2^64.
 //
+// A CR3 whose probe finds nothing (stale, foreign) falls back to the scan.
+// Method reports which path bound the kernel.
+//
 // Symbol returns runtime addresses: link address plus slide, except per-CPU
 // offsets, which are absolute. Paging mode comes from CR4.LA57 when known,
 // else 4-level is tried before 5-level.

@@ -12,19 +12,18 @@ import (
 //
 //	[kallsyms_offsets, kallsyms_relative_base]   (up to 6.3)
 //	kallsyms_num_syms, kallsyms_names, kallsyms_markers,
+//	[kallsyms_seqs_of_names]                     (6.2-6.3, 6.1 stable)
 //	kallsyms_token_table, kallsyms_token_index
 //	[kallsyms_offsets, kallsyms_relative_base]   (6.4+)
-//
-// (6.2 and 6.3 put kallsyms_seqs_of_names between the markers and the token
-// table; that layout is not recognised.)
 //
 // They are found the way vmlinux-to-elf finds them: every character that
 // occurs in a symbol name is its own one-character token, so the token
 // table holds "0\x001\x00…9\x00" at indices 0x30..0x39. From there the
 // token index (which must agree with the table), the markers (every 256th
-// name's offset), the names and the addresses follow, each checked against
-// the others. The offsets within the window b must have the alignment of
-// the addresses they stand for (callers pass 8-aligned windows).
+// name's offset, searched for below the token table), the names and the
+// addresses follow, each checked against the others. Offsets within the
+// window b must have the alignment of the addresses they stand for (callers
+// pass 8-aligned windows).
 
 var kallsymsDigits = []byte("0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00")
 
