@@ -102,6 +102,9 @@ func readPort(dir string, num int) (Port, error) {
 		}
 	}
 	sort.Slice(p.GIDs, func(i, j int) bool { return p.GIDs[i].Index < p.GIDs[j].Index })
+	if p.ActiveMTU == 0 {
+		p.ActiveMTU = roceMTU(dir, p.GIDs)
+	}
 	return p, nil
 }
 
@@ -127,6 +130,37 @@ func readGID(port string, idx int) (GID, bool) {
 		g.IP = v4.String()
 	}
 	return g, true
+}
+
+// roceMTU derives a RoCE port's MTU from its netdev's when sysfs has no
+// active_mtu (mainline kernels publish none): the largest IB MTU that fits
+// the Ethernet MTU less the RoCE v2 headers, as rxe computes it.
+func roceMTU(portDir string, gids []GID) int {
+	for _, g := range gids {
+		if g.Netdev == "" {
+			continue
+		}
+		// portDir is .../class/infiniband/DEV/ports/N; the netdev lives in .../class/net
+		net := filepath.Join(portDir, "..", "..", "..", "..", "net", g.Netdev, "mtu")
+		s, err := readTrim(net)
+		if err != nil {
+			return 0
+		}
+		return IBMTU(ParseMTU(s))
+	}
+	return 0
+}
+
+// IBMTU is the largest IB MTU (256..4096) that an Ethernet MTU carries
+// after RoCE v2 headers, or 0 if none fits.
+func IBMTU(ethMTU int) int {
+	avail := ethMTU - 96
+	for m := 4096; m >= 256; m /= 2 {
+		if avail >= m {
+			return m
+		}
+	}
+	return 0
 }
 
 // ParseState turns sysfs "4: ACTIVE" into "ACTIVE".

@@ -37,8 +37,16 @@ func TestDiscoverAtFakeSysfs(t *testing.T) {
 	if devs[0].Ports[0].Active() || devs[0].Ports[0].ActiveMTU != 4096 {
 		t.Fatalf("mlx5_0 port = %+v", devs[0].Ports[0])
 	}
-	if devs[2].Ports[0].ActiveMTU != 0 || len(devs[2].Ports[0].GIDs) != 1 || devs[2].Ports[0].GIDs[0].Netdev != "" {
-		t.Fatalf("rxe1 port (garbage mtu, no ndevs) = %+v", devs[2].Ports[0])
+	if devs[2].Ports[0].ActiveMTU != 1024 || len(devs[2].Ports[0].GIDs) != 1 || devs[2].Ports[0].GIDs[0].Netdev != "v1" {
+		t.Fatalf("rxe1 port (garbage mtu, derived from v1) = %+v", devs[2].Ports[0])
+	}
+}
+
+func TestIBMTU(t *testing.T) {
+	for eth, want := range map[int]int{1500: 1024, 9000: 4096, 4200: 4096, 2200: 2048, 300: 0, 0: 0} {
+		if got := IBMTU(eth); got != want {
+			t.Errorf("IBMTU(%d) = %d, want %d", eth, got, want)
+		}
 	}
 }
 
