@@ -1,6 +1,5 @@
 package rdma
 
-
 // Device is an RDMA device as sysfs describes it.
 type Device struct {
 	Name  string `json:"name"`

@@ -22,7 +22,9 @@ func errNotBuilt(what string) error {
 type Pending struct{}
 
 // Prepare fails: this build has no verbs binding.
-func Prepare(o Options) (*Pending, error) { return nil, errNotBuilt("device " + o.withDefaults().Device) }
+func Prepare(o Options) (*Pending, error) {
+	return nil, errNotBuilt("device " + o.withDefaults().Device)
+}
 
 // Request returns empty parameters.
 func (p *Pending) Request() ConnParams { return ConnParams{} }
