@@ -3,6 +3,7 @@ package fabrictest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -390,6 +391,7 @@ func inFlight(t *testing.T, tr fabric.Transport, what string, stop func(), want 
 	var started sync.Once
 	flowing := make(chan struct{})
 	var succeeded atomic.Int64
+	var stopped atomic.Bool
 	errs := make(chan error, callers)
 	for c := range callers {
 		go func() {
@@ -399,6 +401,7 @@ func inFlight(t *testing.T, tr fabric.Transport, what string, stop func(), want 
 				if c%2 == 1 {
 					batch = writeBatch(distinctSlots(rng, batchSize, tr.Slots()), 5)
 				}
+				issuedAfterStop := stopped.Load()
 				var err error
 				done := make(chan struct{})
 				go func() {
@@ -420,6 +423,10 @@ func inFlight(t *testing.T, tr fabric.Transport, what string, stop func(), want 
 					errs <- batchFailure(err, batch, want...)
 					return
 				}
+				if issuedAfterStop {
+					errs <- fmt.Errorf("a batch issued after %s succeeded", what)
+					return
+				}
 				succeeded.Add(1)
 			}
 		}()
@@ -432,6 +439,7 @@ func inFlight(t *testing.T, tr fabric.Transport, what string, stop func(), want 
 	// Let the next batches get under way before pulling the plug.
 	time.Sleep(5 * time.Millisecond)
 	bounded(t, what, func() error { stop(); return nil })
+	stopped.Store(true)
 	deadline := time.After(2 * callTimeout)
 	for range callers {
 		select {
