@@ -102,7 +102,7 @@ func TestIntegrationRealGuest(t *testing.T) {
 				t.Errorf("phys_base: probe %#x, scan %#x", probed.PhysBase(), scanned.PhysBase())
 			}
 			for _, k := range []*Kernel{probed, scanned} {
-				for _, name := range []string{"init_task", "sys_call_table", "modules", "_stext", "_etext"} {
+				for _, name := range []string{"init_task", "sys_call_table", "modules", "_text", "_stext", "_etext", "init_top_pgt", "kallsyms_lookup_name"} {
 					got, err := k.Symbol(name)
 					if err != nil {
 						t.Errorf("%s: %v", name, err)
@@ -121,5 +121,48 @@ func TestIntegrationRealGuest(t *testing.T) {
 			}
 			t.Logf("release %s slide %#x phys_base %#x cr3 %#x text phys %#x", tr.KernelRelease, probed.Slide(), probed.PhysBase(), probed.CR3(), info.TextPhys)
 		})
+	}
+}
+
+func openRealGuest(b *testing.B) *physmem.Image {
+	b.Helper()
+	img, err := physmem.Open("../../test/fixtures/linux-6.1-clean/memory.elf.zst")
+	if err != nil {
+		b.Skipf("no real-guest fixture (%v): run make fixtures", err)
+	}
+	b.Cleanup(func() { img.Close() })
+	return img
+}
+
+// BenchmarkRealGuestProfileFromMemory is the level-2 profile load from the
+// real 256 MiB guest dump (already decompressed).
+func BenchmarkRealGuestProfileFromMemory(b *testing.B) {
+	img := openRealGuest(b)
+	for b.Loop() {
+		if _, _, err := profile.FromMemory(img, profile.MemoryOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRealGuestProbe binds with the dump's CR3: the 512-slide probe.
+func BenchmarkRealGuestProbe(b *testing.B) {
+	img := openRealGuest(b)
+	_, p := realKernel(b)
+	for b.Loop() {
+		if _, err := New(img, p, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRealGuestScan binds without registers: the physical scan.
+func BenchmarkRealGuestScan(b *testing.B) {
+	img := openRealGuest(b)
+	_, p := realKernel(b)
+	for b.Loop() {
+		if _, err := New(img, p, Options{NoCPUState: true}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
