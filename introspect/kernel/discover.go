@@ -84,9 +84,9 @@ func scanInitTask(r physmem.Reader, l layout, try func(taskPA uint64) bool) {
 	size := r.Size()
 	overlap := uint64(len(initComm) - 1)
 	pid := make([]byte, 4)
+	chunk := make([]byte, scanChunk+overlap)
 	for base := uint64(0); base < size; base += scanChunk {
-		n := min(scanChunk+overlap, size-base)
-		buf := make([]byte, n)
+		buf := chunk[:min(scanChunk+overlap, size-base)]
 		readLenient(r, base, buf)
 		for off := 0; ; off++ {
 			j := bytes.Index(buf[off:], initComm)

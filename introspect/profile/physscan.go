@@ -12,7 +12,12 @@ const scanChunk = 16 << 20
 // readPhysLenient reads n bytes at addr; pages that cannot be read (holes
 // in a dump) read as zeros, so a scan walks past them.
 func readPhysLenient(r physmem.Reader, addr uint64, n int) []byte {
-	buf := make([]byte, n)
+	return readPhysInto(r, addr, make([]byte, n))
+}
+
+// readPhysInto is readPhysLenient into a caller's buffer.
+func readPhysInto(r physmem.Reader, addr uint64, buf []byte) []byte {
+	n := len(buf)
 	if r.ReadPhys([]physmem.Range{{Addr: addr, Buf: buf}}) == nil {
 		return buf
 	}
@@ -39,9 +44,10 @@ func readPhysLenient(r physmem.Reader, addr uint64, n int) []byte {
 func scanPhys(r physmem.Reader, pattern []byte, visit func(pa uint64) bool) {
 	overlap := uint64(len(pattern) - 1)
 	size := r.Size()
+	chunk := make([]byte, scanChunk+overlap)
 	for base := uint64(0); base < size; base += scanChunk {
 		n := min(scanChunk+overlap, size-base)
-		buf := readPhysLenient(r, base, int(n))
+		buf := readPhysInto(r, base, chunk[:n])
 		for off := 0; ; off++ {
 			j := bytes.Index(buf[off:], pattern)
 			if j < 0 {
