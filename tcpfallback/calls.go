@@ -137,12 +137,21 @@ func (t *Transport) control(ctx context.Context, op control.Type, payload []byte
 
 // start takes a window slot, registers the call and sends its frame.
 func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabric.SlotIO, payload []byte) (*call, error) {
-	select {
-	case t.window <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-t.done:
-		return nil, t.failure()
+	// While the window is full, replies must be read to free it, and the
+	// reading role may be idle: take it if so.
+	for acquired := false; !acquired; {
+		select {
+		case t.window <- struct{}{}:
+			acquired = true
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.dead:
+			return nil, t.failure()
+		case <-t.rtok:
+			if t.lead(ctx, t.windowOpen) {
+				return nil, ctx.Err()
+			}
+		}
 	}
 	c := &call{op: op, entries: entries, done: make(chan struct{})}
 	t.mu.Lock()
@@ -155,16 +164,15 @@ func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabri
 	t.nextID++
 	c.id = t.nextID
 	t.pending[c.id] = c
-	first := len(t.pending) == 1
-	t.mu.Unlock()
-	if first {
-		// The peer must answer within Timeout from now; the reader
-		// extends this as replies arrive and clears it when idle.
-		_ = t.conn.SetReadDeadline(time.Now().Add(t.opts.Timeout))
+	if len(t.pending) == 1 {
+		t.progress.Store(time.Now().UnixNano()) // the watchdog's clock starts now
 	}
+	t.mu.Unlock()
 	if err := t.send(c, payload); err != nil {
 		t.die(t.peerErr(err))
-		<-c.done // the reader fails it
+		<-t.rtok // wait out any reader, then fail what is pending
+		t.sweep()
+		t.rtok <- struct{}{}
 		return nil, c.err
 	}
 	return c, nil
@@ -198,8 +206,7 @@ func (t *Transport) send(c *call, payload []byte) error {
 	}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	_ = t.conn.SetWriteDeadline(time.Now().Add(t.opts.Timeout))
-	_, err := bufs.WriteTo(t.conn)
+	_, err := bufs.WriteTo(t.conn) // a peer that stops reading is caught by the watchdog
 	return err
 }
 
@@ -211,33 +218,64 @@ func appendSlotVector(b []byte, entries []*fabric.SlotIO) []byte {
 	return control.AppendSlots(b, slots)
 }
 
-// wait blocks until c completes or ctx ends. An abandoned call's reply is
-// discarded by the reader; a call whose reply is already being read is
-// waited for, since the reader is writing into the caller's buffers.
+// wait blocks until c completes or ctx ends, reading replies itself while
+// it holds the reading role. An abandoned call's reply is discarded when it
+// arrives; a call whose reply is already being read is waited for, since
+// the reader is writing into the caller's buffers.
 func (t *Transport) wait(ctx context.Context, c *call) error {
-	select {
-	case <-c.done:
-		return c.err
-	case <-ctx.Done():
+	for !c.isDone() {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return t.abandon(c, ctx.Err())
+		case <-t.rtok:
+			if t.lead(ctx, c.isDone) {
+				return t.abandon(c, ctx.Err())
+			}
+		}
 	}
+	return c.err
+}
+
+// abandon gives up on c unless its reply is already being read.
+func (t *Transport) abandon(c *call, cause error) error {
 	t.mu.Lock()
-	if c.state == statePending {
+	if c.state == statePending && !c.isDone() {
 		c.state = stateAbandoned
 		t.mu.Unlock()
-		return ctx.Err()
+		<-t.window // the reply will be discarded; free the slot now
+		return cause
 	}
 	t.mu.Unlock()
 	<-c.done
 	return c.err
 }
 
-// finish completes a call and returns its window slot.
+// windowOpen reports whether a request could start now.
+func (t *Transport) windowOpen() bool { return len(t.window) < cap(t.window) }
+
+func (c *call) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish completes a call and returns its window slot (an abandoned call
+// returned it already).
 func (t *Transport) finish(c *call, err error) {
 	if err != nil && c.err == nil {
 		c.err = err
 	}
+	t.mu.Lock()
+	abandoned := c.state == stateAbandoned
+	t.mu.Unlock()
 	close(c.done)
-	<-t.window
+	if !abandoned {
+		<-t.window
+	}
 }
 
 // errRemote turns an Error frame into the call's error.

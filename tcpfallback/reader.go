@@ -1,57 +1,124 @@
 package tcpfallback
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
-// readLoop reads every reply, in whatever order the server sends them, into
-// the buffers of the call it answers. When the connection fails it fails
-// every pending call with the recorded cause and exits.
-func (t *Transport) readLoop() {
-	var statuses []byte
-	discard := make([]byte, fabric.PageSize)
-	var err error
-	for {
-		var h control.Header
-		h, err = control.ReadHeader(t.br)
-		if err != nil {
-			break
-		}
-		t.mu.Lock()
-		c := t.pending[h.ID]
-		if c != nil {
-			delete(t.pending, h.ID)
-			if c.state == statePending {
-				c.state = stateReading
-			}
-		}
-		t.mu.Unlock()
-		if c == nil {
-			err = fmt.Errorf("%v id %d: %w: %w", h.Type, h.ID, errUnknownReply, fabric.ErrProtocol)
-			break
-		}
-		err = t.readReply(h, c, &statuses, discard)
-		t.mu.Lock()
-		idle := len(t.pending) == 0
-		if idle {
-			_ = t.conn.SetReadDeadline(time.Time{})
-		} else {
-			_ = t.conn.SetReadDeadline(time.Now().Add(t.opts.Timeout))
-		}
-		t.mu.Unlock()
-		if err != nil {
-			t.die(t.peerErr(err))
-			t.finish(c, t.failure()) // ErrClosed if Close caused it
-			break
-		}
-		t.finish(c, nil)
+// lead, called holding the reading role, keeps the calling goroutine the
+// connection's reader until done() holds (its call completed, a window slot
+// freed), or until ctx ends between two frames (cancelled is then true). The reading role is a token: exactly one waiting caller
+// holds it and reads every reply, in whatever order the server sends them,
+// straight into the buffers of the call each answers; a caller whose own
+// reply arrives passes the role on. A caller alone on the connection thus
+// reads its own reply, with no goroutine hand-off on the latency path.
+//
+// When the stream fails, the reader fails every pending call (sweep) with
+// the recorded cause. Cancellation is honoured only between frames (a read
+// deadline interrupts the wait for the next header), so a frame is never
+// left half read.
+func (t *Transport) lead(ctx context.Context, done func() bool) (cancelled bool) {
+	defer func() { t.rtok <- struct{}{} }()
+	if t.failure() != nil {
+		t.sweep()
+		return false
 	}
+	var m sync.Mutex
+	var inFrame, fired, over bool
+	stop := context.AfterFunc(ctx, func() {
+		m.Lock()
+		defer m.Unlock()
+		if !inFrame && !over {
+			fired = true
+			_ = t.conn.SetReadDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stop()
+		m.Lock()
+		over = true
+		if fired {
+			_ = t.conn.SetReadDeadline(time.Time{})
+		}
+		m.Unlock()
+	}()
+	for !done() {
+		if ctx.Err() != nil {
+			return true
+		}
+		if _, err := t.br.Peek(control.HeaderSize); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() != nil {
+				return true // nothing consumed: the stream is intact
+			}
+			t.fail(err)
+			return false
+		}
+		m.Lock()
+		inFrame = true
+		if fired {
+			_ = t.conn.SetReadDeadline(time.Time{})
+			fired = false
+		}
+		m.Unlock()
+		if err := t.readFrame(); err != nil {
+			t.fail(err)
+			return false
+		}
+		m.Lock()
+		inFrame = false
+		m.Unlock()
+	}
+	return false
+}
+
+// readFrame reads one reply and completes the call it answers.
+func (t *Transport) readFrame() error {
+	h, err := control.ReadHeader(t.br)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	c := t.pending[h.ID]
+	abandoned := false
+	if c != nil {
+		delete(t.pending, h.ID)
+		abandoned = c.state == stateAbandoned
+		if !abandoned {
+			c.state = stateReading
+		}
+	}
+	t.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("%v id %d: %w: %w", h.Type, h.ID, errUnknownReply, fabric.ErrProtocol)
+	}
+	err = t.readReply(h, c, abandoned)
+	t.progress.Store(time.Now().UnixNano())
+	if err != nil {
+		t.die(t.peerErr(err))
+		t.finish(c, t.failure()) // ErrClosed if Close caused it
+		return err
+	}
+	t.finish(c, nil)
+	return nil
+}
+
+// fail records a broken stream and fails every pending call; the caller
+// holds the reading role.
+func (t *Transport) fail(err error) {
 	t.die(t.peerErr(err))
+	t.sweep()
+}
+
+// sweep fails every pending call with the recorded cause. Once the cause
+// is set no call can register, so nothing is left behind.
+func (t *Transport) sweep() {
 	cause := t.failure()
 	t.mu.Lock()
 	calls := t.pending
@@ -60,13 +127,11 @@ func (t *Transport) readLoop() {
 	for _, c := range calls {
 		t.finish(c, cause)
 	}
-	close(t.done)
 }
 
 // readReply consumes one reply payload for c. An error return means the
 // stream can no longer be trusted; a failed request is recorded in c.err.
-func (t *Transport) readReply(h control.Header, c *call, statuses *[]byte, discard []byte) error {
-	abandoned := c.state == stateAbandoned // set before the reader took c; stable now
+func (t *Transport) readReply(h control.Header, c *call, abandoned bool) error {
 	switch h.Type {
 	case control.TypeError:
 		p, err := readPayload(t.br, h, 3+512)
@@ -87,10 +152,10 @@ func (t *Transport) readReply(h control.Header, c *call, statuses *[]byte, disca
 		if int(h.Len) < control.StatusesSize(n) {
 			return fmt.Errorf("read reply: %d bytes for %d slots: %w", h.Len, n, fabric.ErrProtocol)
 		}
-		if cap(*statuses) < control.StatusesSize(n) {
-			*statuses = make([]byte, control.StatusesSize(control.MaxSlotsPerRequest))
+		if cap(t.statuses) < control.StatusesSize(n) {
+			t.statuses = make([]byte, control.StatusesSize(control.MaxSlotsPerRequest))
 		}
-		sb := (*statuses)[:control.StatusesSize(n)]
+		sb := t.statuses[:control.StatusesSize(n)]
 		if _, err := io.ReadFull(t.br, sb); err != nil {
 			return err
 		}
@@ -110,7 +175,10 @@ func (t *Transport) readReply(h control.Header, c *call, statuses *[]byte, disca
 				continue
 			}
 			if abandoned {
-				bufs = append(bufs, discard)
+				if t.discard == nil {
+					t.discard = make([]byte, fabric.PageSize)
+				}
+				bufs = append(bufs, t.discard)
 			} else {
 				bufs = append(bufs, e.Buf)
 			}
@@ -161,4 +229,29 @@ func readPayload(r io.Reader, h control.Header, limit int) ([]byte, error) {
 	p := make([]byte, h.Len)
 	_, err := io.ReadFull(r, p)
 	return p, err
+}
+
+// watchdog fails the connection when requests are pending and no reply has
+// completed for Options.Timeout: a peer that hangs, or stops reading, is
+// reported as dead instead of blocking callers forever. Checking on a
+// ticker keeps timer updates off the per-request path.
+func (t *Transport) watchdog() {
+	tick := time.NewTicker(max(t.opts.Timeout/8, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.dead:
+			return
+		case now := <-tick.C:
+			t.mu.Lock()
+			busy := false
+			for _, c := range t.pending {
+				busy = busy || c.state != stateAbandoned
+			}
+			t.mu.Unlock()
+			if busy && now.UnixNano()-t.progress.Load() > int64(t.opts.Timeout) {
+				t.die(t.peerErr(fmt.Errorf("no reply for %v", t.opts.Timeout)))
+			}
+		}
+	}
 }

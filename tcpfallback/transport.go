@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
@@ -56,11 +57,15 @@ type Transport struct {
 	window chan struct{} // one token per request in flight
 	wmu    sync.Mutex    // serialises frame writes
 
-	mu      sync.Mutex
-	pending map[uint32]*call
-	nextID  uint32
-	err     error         // why the connection is unusable; set once
-	done    chan struct{} // closed when the reader has failed every call and exited
+	mu       sync.Mutex
+	pending  map[uint32]*call
+	nextID   uint32
+	err      error         // why the connection is unusable; set once
+	progress atomic.Int64  // unix ns of the last reply, or of going busy
+	dead     chan struct{} // closed once err is set
+	rtok     chan struct{} // the reading role: held by the goroutine reading replies
+	statuses []byte        // reader scratch: status bytes of a read reply
+	discard  []byte        // reader scratch: sink for pages of abandoned calls
 }
 
 var _ fabric.Transport = (*Transport)(nil)
@@ -81,9 +86,11 @@ func Dial(ctx context.Context, addr, vm string, key []byte, opts Options) (*Tran
 		br:      br,
 		window:  make(chan struct{}, opts.InFlight),
 		pending: map[uint32]*call{},
-		done:    make(chan struct{}),
+		dead:    make(chan struct{}),
+		rtok:    make(chan struct{}, 1),
 	}
-	go t.readLoop()
+	t.rtok <- struct{}{}
+	go t.watchdog()
 	p, err := t.control(ctx, control.TypeOpen, control.AppendOpen(nil, control.Open{VM: vm, Slots: opts.Slots}))
 	if err == nil {
 		t.slots, err = control.ParseUint64(p)
@@ -107,7 +114,11 @@ func (t *Transport) Addr() string { return t.addr }
 // Close hangs up; calls in flight fail with fabric.ErrClosed.
 func (t *Transport) Close() error {
 	t.die(fmt.Errorf("transport to %s: %w", t.addr, fabric.ErrClosed))
-	<-t.done
+	// Take the reading role (a reader in progress fails out on the closed
+	// connection) and fail whatever is still pending.
+	<-t.rtok
+	t.sweep()
+	t.rtok <- struct{}{}
 	return nil
 }
 
@@ -117,6 +128,7 @@ func (t *Transport) die(cause error) {
 	t.mu.Lock()
 	if t.err == nil {
 		t.err = cause
+		close(t.dead)
 	}
 	t.mu.Unlock()
 	t.conn.Close()

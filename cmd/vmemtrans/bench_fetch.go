@@ -121,21 +121,9 @@ func runFetch(ctx context.Context, ff fetchFlags) error {
 	if res.WritePagesPer, err = fillAndVerify(ctx, tr, ff); err != nil {
 		return err
 	}
-	lat, pages, elapsed, err := measureReads(ctx, tr, ff)
-	if err != nil {
+	if err := measureInterleaved(ctx, tr, ff, key, &res); err != nil {
 		return err
 	}
-	res.Seconds = elapsed.Seconds()
-	res.Requests = len(lat)
-	res.PagesPerS = float64(pages) / elapsed.Seconds()
-	res.BytesPerS = res.PagesPerS * fabric.PageSize
-	res.P50us, res.P99us = percentileUS(lat, 0.50), percentileUS(lat, 0.99)
-
-	if res.BaseStream, res.BaseRTTus, err = measureBaselines(ctx, res.Subhost, ff.vm, key); err != nil {
-		return err
-	}
-	res.StreamRatio = res.BytesPerS / res.BaseStream
-	res.LatencyRatio = res.P50us / res.BaseRTTus
 	return printFetch(res)
 }
 
@@ -184,13 +172,13 @@ func fillAndVerify(ctx context.Context, tr fabric.Transport, ff fetchFlags) (flo
 }
 
 // measureReads runs one worker per in-flight request, each issuing
-// requests of --batch random slots back to back until --duration ends.
-func measureReads(ctx context.Context, tr fabric.Transport, ff fetchFlags) ([]time.Duration, uint64, time.Duration, error) {
+// requests of --batch random slots back to back for phase.
+func measureReads(ctx context.Context, tr fabric.Transport, ff fetchFlags, phase time.Duration) ([]time.Duration, uint64, time.Duration, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var pages uint64
 	var firstErr error
-	deadline := time.Now().Add(ff.duration)
+	deadline := time.Now().Add(phase)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range ff.inflight {
@@ -231,33 +219,63 @@ func measureReads(ctx context.Context, tr fabric.Transport, ff fetchFlags) ([]ti
 	return all, pages, elapsed, nil
 }
 
-// measureBaselines measures, on a fresh authenticated connection to the
-// same sub-host, a bare stream (server writes, client reads, 1 MiB
-// buffers) and a bare ping-pong shaped like a one-page read (a 32-byte
-// request, a one-page reply). Each is the median of several runs.
-func measureBaselines(ctx context.Context, addr, vm string, key []byte) (streamBps, rttUS float64, err error) {
-	c, err := control.Dial(ctx, addr, vm, key, control.DialOptions{})
+// benchRounds is how many times the read phase and the baselines alternate:
+// other load on the machine then weighs on both sides of each ratio alike.
+const benchRounds = 5
+
+// measureInterleaved alternates read phases with the baselines, measured on
+// a second authenticated connection to the same sub-host: a bare stream
+// (the server writes raw bytes, the client reads them into 1 MiB buffers)
+// and a bare ping-pong shaped like a one-page read (a 32-byte request, a
+// one-page reply). Ratios are taken per round; the medians are reported.
+func measureInterleaved(ctx context.Context, tr fabric.Transport, ff fetchFlags, key []byte, res *fetchResult) error {
+	c, err := control.Dial(ctx, res.Subhost, ff.vm, key, control.DialOptions{})
 	if err != nil {
-		return 0, 0, fmt.Errorf("baseline: %w", err)
+		return fmt.Errorf("baseline: %w", err)
 	}
 	defer c.Close()
 	if _, err := c.BaselinePing(200, 32, fabric.PageSize); err != nil { // warm-up
-		return 0, 0, fmt.Errorf("baseline ping: %w", err)
+		return fmt.Errorf("baseline ping: %w", err)
 	}
-	rtts, err := c.BaselinePing(5000, 32, fabric.PageSize)
-	if err != nil {
-		return 0, 0, fmt.Errorf("baseline ping: %w", err)
-	}
-	var rates []float64
-	for range 5 {
-		r, err := c.BaselineStream(512<<20, 1<<20)
+	var lat []time.Duration
+	var pages uint64
+	var elapsed time.Duration
+	var streams, streamRatios, rtts []float64
+	for range benchRounds {
+		l, n, d, err := measureReads(ctx, tr, ff, ff.duration/benchRounds)
 		if err != nil {
-			return 0, 0, fmt.Errorf("baseline stream: %w", err)
+			return err
 		}
-		rates = append(rates, r)
+		lat, pages, elapsed = append(lat, l...), pages+n, elapsed+d
+		bps := float64(n) * fabric.PageSize / d.Seconds()
+		// Stream about as long as the read phase took.
+		total := uint64(min(max(bps*d.Seconds(), 64<<20), 2<<30))
+		stream, err := c.BaselineStream(total, 1<<20)
+		if err != nil {
+			return fmt.Errorf("baseline stream: %w", err)
+		}
+		ping, err := c.BaselinePing(1000, 32, fabric.PageSize)
+		if err != nil {
+			return fmt.Errorf("baseline ping: %w", err)
+		}
+		streams = append(streams, stream)
+		streamRatios = append(streamRatios, bps/stream)
+		rtts = append(rtts, percentileUS(ping, 0.50))
 	}
-	slices.Sort(rates)
-	return rates[len(rates)/2], percentileUS(rtts, 0.50), nil
+	res.Seconds = elapsed.Seconds()
+	res.Requests = len(lat)
+	res.PagesPerS = float64(pages) / elapsed.Seconds()
+	res.BytesPerS = res.PagesPerS * fabric.PageSize
+	res.P50us, res.P99us = percentileUS(lat, 0.50), percentileUS(lat, 0.99)
+	res.BaseStream, res.StreamRatio, res.BaseRTTus = median(streams), median(streamRatios), median(rtts)
+	res.LatencyRatio = res.P50us / res.BaseRTTus
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func percentileUS(d []time.Duration, q float64) float64 {
