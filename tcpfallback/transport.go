@@ -78,6 +78,20 @@ func Dial(ctx context.Context, addr, vm string, key []byte, opts Options) (*Tran
 	if err != nil {
 		return nil, err
 	}
+	t := newTransport(addr, vm, conn, br, opts)
+	p, err := t.control(ctx, control.TypeOpen, control.AppendOpen(nil, control.Open{VM: vm, Slots: opts.Slots}))
+	if err == nil {
+		t.slots, err = control.ParseUint64(p)
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("open region of vm %q on %s: %w", vm, addr, err)
+	}
+	return t, nil
+}
+
+// newTransport wraps an authenticated connection; opts has its defaults.
+func newTransport(addr, vm string, conn net.Conn, br *bufio.Reader, opts Options) *Transport {
 	t := &Transport{
 		addr:    addr,
 		vm:      vm,
@@ -91,15 +105,7 @@ func Dial(ctx context.Context, addr, vm string, key []byte, opts Options) (*Tran
 	}
 	t.rtok <- struct{}{}
 	go t.watchdog()
-	p, err := t.control(ctx, control.TypeOpen, control.AppendOpen(nil, control.Open{VM: vm, Slots: opts.Slots}))
-	if err == nil {
-		t.slots, err = control.ParseUint64(p)
-	}
-	if err != nil {
-		t.Close()
-		return nil, fmt.Errorf("open region of vm %q on %s: %w", vm, addr, err)
-	}
-	return t, nil
+	return t
 }
 
 // Slots is the number of slots of the region.

@@ -265,3 +265,26 @@ func TestTLSWrapsTheProtocol(t *testing.T) {
 		t.Fatalf("open over tls = %d, %v", n, err)
 	}
 }
+
+func TestShutdownLetsRequestsFinish(t *testing.T) {
+	addr, srv, _ := startServer(t)
+	c, err := Dial(context.Background(), addr, "vm-a", testKey, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Open("vm-a", 8); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if _, err := c.Stats(); !errors.Is(err, fabric.ErrPeer) {
+		t.Errorf("stats after shutdown = %v, want ErrPeer", err)
+	}
+	if _, err := Dial(context.Background(), addr, "vm-a", testKey, DialOptions{Timeout: time.Second}); !errors.Is(err, fabric.ErrPeer) {
+		t.Errorf("dial after shutdown = %v, want ErrPeer", err)
+	}
+}
