@@ -206,3 +206,23 @@ func TestExtractVmlinuxRejectsGarbage(t *testing.T) {
 		t.Errorf("FromVmlinux on a cut ELF: %v", err)
 	}
 }
+
+func TestConcurrentLookups(t *testing.T) {
+	_, p := realKernel(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, typ := range []string{"task_struct", "mm_struct", "module", "list_head"} {
+				if _, err := p.Size(typ); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, err := p.Offset("module", "list"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
