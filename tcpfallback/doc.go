@@ -5,14 +5,22 @@
 // sub-host, bound to one VM's region. Batches are split into requests of at
 // most Options.MaxBatch slot indices; up to Options.InFlight requests are
 // outstanding at once on the connection (pipelined by request id, shared by
-// all concurrent callers). A single reader goroutine reads every reply
-// straight into the callers' buffers with vectored reads, with no
-// intermediate copy; per-slot status bytes give per-entry errors.
+// all concurrent callers). Writes go out as one vectored write of the
+// caller's own pages.
 //
-// Failure is never a hang: a context ends the wait of its own call (a reply
-// that arrives later is discarded, never written into the caller's
-// buffers), and a peer that dies, hangs up, or stays silent for
-// Options.Timeout while requests are pending fails every pending and later
-// call with an error wrapping fabric.ErrPeer that names the peer address.
-// Close fails calls in flight with fabric.ErrClosed.
+// Replies are read by whichever waiting caller holds the connection's
+// reading role: it reads every reply, in whatever order they come, straight
+// into the buffers of the call each answers (vectored reads, no intermediate
+// copy) and passes the role on once its own call is complete. A caller alone
+// on the connection thus reads its own reply, with no goroutine hand-off on
+// the latency path. Per-slot status bytes give per-entry errors.
+//
+// Failure is never a hang. A context ends its caller's wait (a reply that
+// arrives later is discarded, never written into the caller's buffers);
+// a caller that is reading a reply frame finishes that frame first. When
+// the connection breaks, the reader fails every pending call with an error
+// wrapping fabric.ErrPeer that names the peer address, and later calls fail
+// the same way; a watchdog goroutine declares the peer dead when replies owed
+// to a waiting caller stop for Options.Timeout (a hung peer, or one stalled
+// mid-frame). Close fails calls in flight with fabric.ErrClosed.
 package tcpfallback

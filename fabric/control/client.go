@@ -59,7 +59,9 @@ func DialAuth(ctx context.Context, addr, vm string, key []byte, opts DialOptions
 		io.Reader
 		io.Writer
 	}{br, c}, vm, key)
-	stop()
+	if !stop() && err == nil {
+		err = ctx.Err() // the deadline may be cut short any moment: start afresh
+	}
 	if err != nil {
 		c.Close()
 		if isAuthErr(err) {

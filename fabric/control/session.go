@@ -39,6 +39,10 @@ type session struct {
 	out     chan queued
 	wmu     sync.Mutex // held while a reply is being written
 	wfailed atomic.Bool
+
+	dmu      sync.Mutex // guards draining and inFrame
+	draining bool
+	inFrame  bool
 	payload []byte   // reusable request payload buffer
 	slots   []uint64 // reusable decoded slot vector
 	discard []byte   // sink for pages written to bad slots
@@ -54,8 +58,35 @@ func newSession(srv *Server, c net.Conn) *session {
 	}
 }
 
-// drain asks the session to stop after the request it is reading.
-func (ss *session) drain() { _ = ss.conn.SetReadDeadline(time.Now()) }
+// drain asks the session to stop once the request it is reading, if any,
+// is done: the wait for the next header is cut short, a frame never is.
+func (ss *session) drain() {
+	ss.dmu.Lock()
+	defer ss.dmu.Unlock()
+	ss.draining = true
+	if !ss.inFrame {
+		_ = ss.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// frameStarted marks a frame as being read; a draining session still
+// serves it, with the deadline lifted.
+func (ss *session) frameStarted() {
+	ss.dmu.Lock()
+	defer ss.dmu.Unlock()
+	ss.inFrame = true
+	if ss.draining {
+		_ = ss.conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// frameDone reports whether the session should stop now.
+func (ss *session) frameDone() bool {
+	ss.dmu.Lock()
+	defer ss.dmu.Unlock()
+	ss.inFrame = false
+	return ss.draining
+}
 
 func (ss *session) run() {
 	defer ss.conn.Close()
@@ -163,6 +194,10 @@ func (ss *session) readPayload(h Header, limit int) ([]byte, error) {
 // breaks the protocol (an error wrapping fabric.ErrProtocol).
 func (ss *session) readLoop() error {
 	for {
+		if _, err := ss.br.Peek(HeaderSize); err != nil {
+			return err
+		}
+		ss.frameStarted()
 		h, err := ReadHeader(ss.br)
 		if err != nil {
 			return err
@@ -172,6 +207,9 @@ func (ss *session) readLoop() error {
 				return nil
 			}
 			return err
+		}
+		if ss.frameDone() {
+			return nil
 		}
 	}
 }
