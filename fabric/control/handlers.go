@@ -1,0 +1,259 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+// handle executes one request whose header has been read. An error return
+// means the stream can no longer be trusted and the connection must close;
+// failures of the request alone are answered with an error frame.
+func (ss *session) handle(h Header) error {
+	switch h.Type {
+	case TypeRead:
+		return ss.handleRead(h)
+	case TypeWrite:
+		return ss.handleWrite(h)
+	case TypeFree:
+		return ss.handleFree(h)
+	case TypeOpen:
+		p, err := ss.readPayload(h, 1+255+8)
+		if err != nil {
+			return err
+		}
+		o, err := ParseOpen(p)
+		if err != nil {
+			return err
+		}
+		ss.open(h.ID, o)
+		return nil
+	case TypeStats, TypeSync, TypeClose:
+		if h.Len != 0 {
+			return fmt.Errorf("%v request: payload %d, want 0: %w", h.Type, h.Len, fabric.ErrProtocol)
+		}
+		ss.control(h)
+		if h.Type == TypeClose {
+			return errClientClosed
+		}
+		return nil
+	case TypeRDMAConnect, TypeRDMADisconnect:
+		p, err := ss.readPayload(h, 1+MaxQPs*QPInfoSize)
+		if err != nil {
+			return err
+		}
+		qps, err := ParseQPInfos(p)
+		if err != nil {
+			return err
+		}
+		ss.rdma(h, qps)
+		return nil
+	case TypeBaselineStream, TypeBaselinePing:
+		return ss.baseline(h)
+	}
+	return fmt.Errorf("unexpected %v frame from client: %w", h.Type, fabric.ErrProtocol)
+}
+
+func (ss *session) open(id uint32, o Open) {
+	if o.VM != ss.vm {
+		ss.log.Warn().Str("asked", o.VM).Msg("control: open of another vm refused")
+		ss.fail(id, fmt.Errorf("open vm %q: authorised for %q only: %w", o.VM, ss.vm, fabric.ErrForbidden))
+		return
+	}
+	var r Region
+	var err error
+	if o.Slots == 0 {
+		r, err = ss.srv.cfg.Backend.Lookup(o.VM)
+	} else {
+		r, err = ss.srv.cfg.Backend.Region(o.VM, o.Slots)
+	}
+	if err != nil {
+		ss.fail(id, fmt.Errorf("open vm %q: %w", o.VM, err))
+		return
+	}
+	ss.region = r
+	ss.send(TypeOpened, id, AppendUint64(nil, r.Slots()))
+}
+
+func (ss *session) control(h Header) {
+	if h.Type == TypeClose {
+		ss.send(TypeAck, h.ID, nil)
+		return
+	}
+	if ss.region == nil {
+		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, ErrNotOpen))
+		return
+	}
+	switch h.Type {
+	case TypeStats:
+		ss.send(TypeStatsReply, h.ID, AppendStats(nil, ss.region.Stats()))
+	case TypeSync:
+		if err := ss.region.Sync(); err != nil {
+			ss.fail(h.ID, fmt.Errorf("sync vm %q: %w", ss.vm, err))
+			return
+		}
+		ss.send(TypeAck, h.ID, nil)
+	}
+}
+
+// readSlotVector reads and decodes a request's slot vector; for writes the
+// payload also carries one page per slot, which stays unread.
+func (ss *session) readSlotVector(h Header, pages bool) ([]uint64, error) {
+	var cnt [4]byte
+	if h.Len < 4 {
+		return nil, fmt.Errorf("%v request: %d bytes: %w", h.Type, h.Len, fabric.ErrProtocol)
+	}
+	if _, err := io.ReadFull(ss.br, cnt[:]); err != nil {
+		return nil, err
+	}
+	n, err := ParseSlotCount(cnt[:])
+	if err != nil {
+		return nil, err
+	}
+	want := SlotVectorSize(n)
+	if pages {
+		want += n * fabric.PageSize
+	}
+	if int(h.Len) != want {
+		return nil, fmt.Errorf("%v request: %d bytes for %d slots: %w", h.Type, h.Len, n, fabric.ErrProtocol)
+	}
+	if cap(ss.payload) < SlotVectorSize(n) {
+		ss.payload = make([]byte, SlotVectorSize(MaxSlotsPerRequest))
+	}
+	p := ss.payload[:SlotVectorSize(n)]
+	copy(p, cnt[:])
+	if _, err := io.ReadFull(ss.br, p[4:]); err != nil {
+		return nil, err
+	}
+	ss.slots, err = ParseSlots(ss.slots[:0], p)
+	return ss.slots, err
+}
+
+func (ss *session) handleRead(h Header) error {
+	slots, err := ss.readSlotVector(h, false)
+	if err != nil {
+		return err
+	}
+	if ss.region == nil {
+		ss.fail(h.ID, fmt.Errorf("read: %w", ErrNotOpen))
+		return nil
+	}
+	codes := make([]Code, len(slots))
+	bufs := make(net.Buffers, 1, 1+len(slots))
+	for i, s := range slots {
+		b, err := ss.region.Slot(s)
+		if err != nil {
+			codes[i] = CodeOf(err)
+			continue
+		}
+		bufs = append(bufs, b)
+	}
+	pages := len(bufs) - 1
+	head := make([]byte, 0, HeaderSize+StatusesSize(len(slots)))
+	head = AppendHeader(head, Header{Type: TypeReadReply, ID: h.ID, Len: uint32(StatusesSize(len(slots)) + pages*fabric.PageSize)})
+	bufs[0] = AppendStatuses(head, codes)
+	ss.reply(bufs)
+	return nil
+}
+
+func (ss *session) handleWrite(h Header) error {
+	slots, err := ss.readSlotVector(h, true)
+	if err != nil {
+		return err
+	}
+	codes := make([]Code, len(slots))
+	targets := make([][]byte, len(slots))
+	for i, s := range slots {
+		var b []byte
+		if ss.region == nil {
+			err = ErrNotOpen
+		} else {
+			b, err = ss.region.Slot(s)
+		}
+		if err != nil {
+			codes[i] = CodeOf(err)
+			if ss.discard == nil {
+				ss.discard = make([]byte, fabric.PageSize)
+			}
+			b = ss.discard
+		}
+		targets[i] = b
+	}
+	if err := ReadVectors(ss.br, ss.conn, targets); err != nil {
+		return fmt.Errorf("write request pages: %w", err)
+	}
+	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
+	return nil
+}
+
+func (ss *session) handleFree(h Header) error {
+	slots, err := ss.readSlotVector(h, false)
+	if err != nil {
+		return err
+	}
+	if ss.region == nil {
+		ss.fail(h.ID, fmt.Errorf("free: %w", ErrNotOpen))
+		return nil
+	}
+	codes := make([]Code, len(slots))
+	valid := make([]uint64, 0, len(slots))
+	for i, s := range slots {
+		if s >= ss.region.Slots() {
+			codes[i] = CodeSlotRange
+			continue
+		}
+		valid = append(valid, s)
+	}
+	if err := ss.region.Free(valid...); err != nil {
+		c := CodeOf(err)
+		for i := range codes {
+			if codes[i] == CodeOK {
+				codes[i] = c
+			}
+		}
+		ss.log.Warn().Err(err).Msg("control: free failed")
+	}
+	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
+	return nil
+}
+
+func (ss *session) rdma(h Header, qps []QPInfo) {
+	resp := ss.srv.cfg.RDMA
+	switch {
+	case resp == nil:
+		ss.fail(h.ID, fmt.Errorf("%v: sub-host serves tcp only: %w", h.Type, fabric.ErrNoRDMA))
+	case ss.region == nil:
+		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, ErrNotOpen))
+	case h.Type == TypeRDMAConnect:
+		if len(qps) == 0 {
+			ss.fail(h.ID, fmt.Errorf("rdma-connect without queue pairs: %w", fabric.ErrProtocol))
+			return
+		}
+		srv, err := resp.Connect(ss.vm, ss.region, qps)
+		if err != nil {
+			ss.fail(h.ID, fmt.Errorf("rdma-connect: %w", err))
+			return
+		}
+		ss.qps = append(ss.qps, srv...)
+		ss.send(TypeRDMAConnect, h.ID, AppendQPInfos(nil, srv))
+	default:
+		if err := resp.Disconnect(ss.vm, qps); err != nil {
+			ss.fail(h.ID, fmt.Errorf("rdma-disconnect: %w", err))
+			return
+		}
+		ss.qps = ss.qps[:0]
+		ss.send(TypeAck, h.ID, nil)
+	}
+}
+
+// releaseRDMA tears down queue pairs a client left behind.
+func (ss *session) releaseRDMA() {
+	if len(ss.qps) == 0 || ss.srv.cfg.RDMA == nil {
+		return
+	}
+	if err := ss.srv.cfg.RDMA.Disconnect(ss.vm, ss.qps); err != nil {
+		ss.log.Warn().Err(err).Msg("control: rdma teardown")
+	}
+}
