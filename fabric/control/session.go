@@ -43,9 +43,9 @@ type session struct {
 	dmu      sync.Mutex // guards draining and inFrame
 	draining bool
 	inFrame  bool
-	payload []byte   // reusable request payload buffer
-	slots   []uint64 // reusable decoded slot vector
-	discard []byte   // sink for pages written to bad slots
+	payload  []byte   // reusable request payload buffer
+	slots    []uint64 // reusable decoded slot vector
+	discard  []byte   // sink for pages written to bad slots
 }
 
 func newSession(srv *Server, c net.Conn) *session {
@@ -215,4 +215,3 @@ func (ss *session) readLoop() error {
 }
 
 var errClientClosed = errors.New("client closed the session")
-
