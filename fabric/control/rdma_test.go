@@ -1,0 +1,80 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+// recordingResponder hands out one server queue pair per client queue pair
+// and records teardown.
+type recordingResponder struct {
+	mu       sync.Mutex
+	regionVM string
+	torn     [][]QPInfo
+}
+
+func (r *recordingResponder) Connect(vm string, region Region, client []QPInfo) ([]QPInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.regionVM = region.VM()
+	out := make([]QPInfo, len(client))
+	for i, q := range client {
+		out[i] = QPInfo{QPN: q.QPN + 100, PSN: 7, RKey: 0xabc, Addr: 0x1000, Length: uint64(len(region.Bytes()))}
+	}
+	return out, nil
+}
+
+func (r *recordingResponder) Disconnect(vm string, server []QPInfo) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.torn = append(r.torn, server)
+	return nil
+}
+
+func (r *recordingResponder) teardowns() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.torn)
+}
+
+func TestRDMAResponderHook(t *testing.T) {
+	resp := &recordingResponder{}
+	addr, _, _ := startServer(t, func(c *ServerConfig) { c.RDMA = resp })
+	c, err := Dial(context.Background(), addr, "vm-r", testKey, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RDMAConnect([]QPInfo{{QPN: 1}}); !errors.Is(err, ErrNotOpen) {
+		t.Fatalf("rdma-connect before open = %v, want ErrNotOpen", err)
+	}
+	if _, err := c.Open("vm-r", 16); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := c.RDMAConnect([]QPInfo{{QPN: 1}, {QPN: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srv) != 2 || srv[1].QPN != 102 || srv[0].Length != 16*fabric.PageSize || resp.regionVM != "vm-r" {
+		t.Fatalf("server queue pairs %+v for region of %q", srv, resp.regionVM)
+	}
+	if err := c.RDMADisconnect(srv); err != nil || resp.teardowns() != 1 {
+		t.Fatalf("disconnect = %v, %d teardowns", err, resp.teardowns())
+	}
+	// Queue pairs a client leaves behind are torn down when it goes.
+	if _, err := c.RDMAConnect([]QPInfo{{QPN: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for resp.teardowns() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp.teardowns() != 2 {
+		t.Fatalf("%d teardowns after the client left, want 2", resp.teardowns())
+	}
+}
