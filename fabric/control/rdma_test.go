@@ -59,8 +59,8 @@ func TestRDMAResponderHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srv) != 2 || srv[1].QPN != 102 || srv[0].Length != 16*fabric.PageSize || resp.regionVM != "vm-r" {
-		t.Fatalf("server queue pairs %+v for region of %q", srv, resp.regionVM)
+	if len(srv) != 2 || srv[1].QPN != 102 || srv[0].Length != 16*fabric.PageSize || resp.vm() != "vm-r" {
+		t.Fatalf("server queue pairs %+v for region of %q", srv, resp.vm())
 	}
 	if err := c.RDMADisconnect(srv); err != nil || resp.teardowns() != 1 {
 		t.Fatalf("disconnect = %v, %d teardowns", err, resp.teardowns())
@@ -77,4 +77,10 @@ func TestRDMAResponderHook(t *testing.T) {
 	if resp.teardowns() != 2 {
 		t.Fatalf("%d teardowns after the client left, want 2", resp.teardowns())
 	}
+}
+
+func (r *recordingResponder) vm() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.regionVM
 }
