@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -64,7 +65,7 @@ raw bytes) and a bare request/reply ping-pong of one page, and prints the
 ratios. Without --subhost it starts a sub-host in this process.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runFetch(cmd.Context(), ff)
+			return runFetch(cmd.Context(), os.Stdout, ff)
 		},
 	}
 	f := cmd.Flags()
@@ -78,7 +79,7 @@ ratios. Without --subhost it starts a sub-host in this process.`,
 	benchCmd.AddCommand(cmd)
 }
 
-func runFetch(ctx context.Context, ff fetchFlags) error {
+func runFetch(ctx context.Context, out io.Writer, ff fetchFlags) error {
 	if ff.batch < 1 || ff.batch > control.MaxSlotsPerRequest {
 		return fmt.Errorf("--batch %d: want 1..%d", ff.batch, control.MaxSlotsPerRequest)
 	}
@@ -124,7 +125,7 @@ func runFetch(ctx context.Context, ff fetchFlags) error {
 	if err := measureInterleaved(ctx, tr, ff, key, &res); err != nil {
 		return err
 	}
-	return printFetch(res)
+	return printFetch(out, res)
 }
 
 // fillPattern is the content of a slot during the bench, so reads are checked.
@@ -288,13 +289,13 @@ func percentileUS(d []time.Duration, q float64) float64 {
 	return float64(s[i].Nanoseconds()) / 1e3
 }
 
-func printFetch(r fetchResult) error {
+func printFetch(out io.Writer, r fetchResult) error {
 	if jsonOutput {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	where := r.Subhost
 	if r.InProcess {
 		where += " (in-process)"
