@@ -420,6 +420,50 @@ func BenchmarkFixturePsWarm(b *testing.B) {
 	}
 }
 
+// noIDR hides init_pid_ns, so Tasks cannot prefetch from the PID IDR and
+// reads each task as it follows the list.
+type noIDR struct{ *kernel.Kernel }
+
+func (n noIDR) Symbol(name string) (uint64, error) {
+	if name == "init_pid_ns" {
+		return 0, errors.New("hidden for the benchmark")
+	}
+	return n.Kernel.Symbol(name)
+}
+
+// BenchmarkFixturePsRemote is ps (translation cache cold) when every
+// physical batch costs a round trip (physmem.WithLatency, 20 µs asked; the
+// sleep's real granularity on a loaded host is coarser), as over a memory
+// fabric: round trips, not bytes, set the time. "list-only" reads each task
+// as the list reaches it; "idr-prefetch" is what Tasks does.
+func BenchmarkFixturePsRemote(b *testing.B) {
+	f := loadFixture(b, "linux-6.1-clean")
+	prof := fixtureProfile(b, f, 1)
+	cpus := f.img.CPUs()
+	if len(cpus) == 0 || !cpus[0].HasControl {
+		b.Fatal("fixture dump carries no CR3")
+	}
+	for _, mode := range []string{"idr-prefetch", "list-only"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				k, err := kernel.New(physmem.WithLatency(f.img, 20*time.Microsecond), prof, kernel.Options{CR3: cpus[0].CR3})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var tgt linux.Target = k
+				if mode == "list-only" {
+					tgt = noIDR{k}
+				}
+				b.StartTimer()
+				if _, err := linux.Tasks(tgt, linux.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkFixturePsCold is ps from nothing but the opened image: profile
 // from the vmlinuz (level 1) or from memory (level 2), kernel bound, walk.
 func BenchmarkFixturePsCold(b *testing.B) {

@@ -43,28 +43,11 @@ func HiddenTasks(t Target, opt Options) (*HiddenReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl, err := resolvePIDLayout(t)
+	pidOf, pl, errs, err := idrTasks(t, opt.max())
 	if err != nil {
 		return nil, err
 	}
-	xl, err := resolveXALayout(t)
-	if err != nil {
-		return nil, err
-	}
-	headBuf := []physmem.Range{{Addr: pl.idrHead, Buf: make([]byte, 8)}}
-	readBatch(t, headBuf)
-	if headBuf[0].Err != nil {
-		return nil, fmt.Errorf("pid idr: %w", rangeErr("xa_head", pl.idrHead, headBuf[0].Err))
-	}
-	pids, idrErr := walkXArray(t, le.Uint64(headBuf[0].Buf), xl, opt.max())
-	var errs []error
-	if idrErr != nil {
-		errs = append(errs, fmt.Errorf("pid idr: %w", idrErr))
-	}
-	pidOf, perr := pl.tasksOf(t, pids)
-	errs = append(errs, perr...)
-
-	listed, lerr := Tasks(t, Options{MaxObjects: opt.MaxObjects, Threads: true})
+	listed, lerr := tl.walk(t, Options{MaxObjects: opt.MaxObjects, Threads: true}, tl.prefetch(t, pidOf))
 	if lerr != nil {
 		errs = append(errs, lerr)
 	}
@@ -103,6 +86,30 @@ func HiddenTasks(t Target, opt Options) (*HiddenReport, error) {
 	}
 	sortTasks(rep.Hidden)
 	return rep, errors.Join(errs...)
+}
+
+// idrTasks walks init_pid_ns's IDR: the PIDTYPE_PID task of every struct
+// pid, mapped to that pid. err is set when the IDR cannot be walked at all;
+// errs lists the parts that could not be read.
+func idrTasks(t Target, max int) (pidOf map[uint64]uint64, pl *pidLayout, errs []error, err error) {
+	if pl, err = resolvePIDLayout(t); err != nil {
+		return nil, nil, nil, err
+	}
+	xl, err := resolveXALayout(t)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	headBuf := []physmem.Range{{Addr: pl.idrHead, Buf: make([]byte, 8)}}
+	readBatch(t, headBuf)
+	if headBuf[0].Err != nil {
+		return nil, nil, nil, fmt.Errorf("pid idr: %w", rangeErr("xa_head", pl.idrHead, headBuf[0].Err))
+	}
+	pids, idrErr := walkXArray(t, le.Uint64(headBuf[0].Buf), xl, max)
+	if idrErr != nil {
+		errs = append(errs, fmt.Errorf("pid idr: %w", idrErr))
+	}
+	pidOf, perr := pl.tasksOf(t, pids)
+	return pidOf, pl, append(errs, perr...), nil
 }
 
 // tasksOf maps the PIDTYPE_PID task of each struct pid to that pid, in one

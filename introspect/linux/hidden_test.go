@@ -63,16 +63,21 @@ func TestHiddenTasksExitDuringWalk(t *testing.T) {
 	w := newWorld()
 	w.unlink(w.daemon)
 	pid := w.pids[200]
-	// Batches 1-3 read the IDR (head, one node, the pids' tasks); the daemon
-	// then exits: its pid no longer names it.
+	// Batches 1-4 read the IDR (head, two levels, the pids' tasks); the
+	// daemon then exits: its pid no longer names it.
+	exited := false
 	w.k.onRead = func(call int) {
-		if call == 4 {
+		if call == 5 {
 			w.k.w64(pid+w.k.o("pid.tasks"), 0)
+			exited = true
 		}
 	}
 	rep, err := HiddenTasks(w.k, Options{})
 	if err != nil || len(rep.Hidden) != 0 {
 		t.Errorf("hidden %+v err %v; want none after the exit", rep.Hidden, err)
+	}
+	if !exited {
+		t.Error("the walk ended before the task exited")
 	}
 }
 

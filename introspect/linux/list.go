@@ -39,9 +39,10 @@ type listWalk struct {
 
 // walkLists follows all lists in lockstep: each round is one ReadVirt batch
 // holding the next element of every list still open, so k lists cost as many
-// round trips as the longest one, not their sum. At most max elements are
-// read over all lists together.
-func walkLists(t Target, specs []listSpec, max int) []listResult {
+// round trips as the longest one, not their sum. pre holds element spans
+// already read (by element address); a walk steps through those without a
+// round trip. At most max elements are visited over all lists together.
+func walkLists(t Target, specs []listSpec, pre map[uint64][]byte, max int) []listResult {
 	ws := make([]*listWalk, len(specs))
 	for i, s := range specs {
 		ws[i] = &listWalk{spec: s, visited: map[uint64]struct{}{s.head: {}}}
@@ -52,43 +53,20 @@ func walkLists(t Target, specs []listSpec, max int) []listResult {
 	for {
 		batch, owner = batch[:0], owner[:0]
 		for _, w := range ws {
-			if w.done {
-				continue
+			for !w.done {
+				elem, n, ok := w.step(count, max)
+				if !ok {
+					break
+				}
+				if buf, hit := pre[elem]; hit && (w.started || w.spec.headIsElem) {
+					w.take(elem, buf)
+					count++
+					continue
+				}
+				batch = append(batch, physmem.Range{Addr: elem + w.readOff(), Buf: make([]byte, n)})
+				owner = append(owner, w)
+				break
 			}
-			s := w.spec
-			var addr, n uint64
-			switch {
-			case !w.started && s.headIsElem:
-				if count >= max {
-					w.stop(fmt.Errorf("list at %#x: %w (%d objects)", s.head, ErrLimit, max))
-					continue
-				}
-				addr, n = s.head-s.linkOff+s.span.lo, s.span.hi-s.span.lo
-			case !w.started:
-				addr, n = s.head, 8
-			default:
-				link := w.next
-				if link == s.head {
-					w.done = true
-					continue
-				}
-				if !kernelPointer(link, 8) {
-					w.stop(fmt.Errorf("list at %#x: link %#x: %w", s.head, link, ErrBadPointer))
-					continue
-				}
-				if _, seen := w.visited[link]; seen {
-					w.stop(fmt.Errorf("list at %#x: link %#x seen twice: %w", s.head, link, ErrCycle))
-					continue
-				}
-				if count >= max {
-					w.stop(fmt.Errorf("list at %#x: %w (%d objects)", s.head, ErrLimit, max))
-					continue
-				}
-				w.visited[link] = struct{}{}
-				addr, n = link-s.linkOff+s.span.lo, s.span.hi-s.span.lo
-			}
-			batch = append(batch, physmem.Range{Addr: addr, Buf: make([]byte, n)})
-			owner = append(owner, w)
 		}
 		if len(batch) == 0 {
 			break
@@ -106,10 +84,8 @@ func walkLists(t Target, specs []listSpec, max int) []listResult {
 				w.next = le.Uint64(r.Buf)
 				continue
 			}
-			w.started = true
-			w.res.elems = append(w.res.elems, listElem{addr: r.Addr - s.span.lo, buf: r.Buf})
+			w.take(r.Addr-s.span.lo, r.Buf)
 			count++
-			w.next = s.span.u64(r.Buf, s.linkOff)
 		}
 	}
 	out := make([]listResult, len(ws))
@@ -117,6 +93,58 @@ func walkLists(t Target, specs []listSpec, max int) []listResult {
 		out[i] = w.res
 	}
 	return out
+}
+
+// step checks the walk's next link and returns the element address to read
+// and how many bytes; ok is false when the walk ended (w.done is then set)
+// or, before the first read of a bare head, the head itself is returned with
+// n = 8 and elem = head (readOff is then 0).
+func (w *listWalk) step(count, max int) (elem, n uint64, ok bool) {
+	s := w.spec
+	switch {
+	case !w.started && s.headIsElem:
+		if count >= max {
+			w.stop(fmt.Errorf("list at %#x: %w (%d objects)", s.head, ErrLimit, max))
+			return 0, 0, false
+		}
+		return s.head - s.linkOff, s.span.hi - s.span.lo, true
+	case !w.started:
+		return s.head, 8, true
+	}
+	link := w.next
+	if link == s.head {
+		w.done = true
+		return 0, 0, false
+	}
+	if !kernelPointer(link, 8) {
+		w.stop(fmt.Errorf("list at %#x: link %#x: %w", s.head, link, ErrBadPointer))
+		return 0, 0, false
+	}
+	if _, seen := w.visited[link]; seen {
+		w.stop(fmt.Errorf("list at %#x: link %#x seen twice: %w", s.head, link, ErrCycle))
+		return 0, 0, false
+	}
+	if count >= max {
+		w.stop(fmt.Errorf("list at %#x: %w (%d objects)", s.head, ErrLimit, max))
+		return 0, 0, false
+	}
+	w.visited[link] = struct{}{}
+	return link - s.linkOff, s.span.hi - s.span.lo, true
+}
+
+// readOff is where the next read starts relative to step's address.
+func (w *listWalk) readOff() uint64 {
+	if !w.started && !w.spec.headIsElem {
+		return 0
+	}
+	return w.spec.span.lo
+}
+
+// take records an element and moves to its successor.
+func (w *listWalk) take(elem uint64, buf []byte) {
+	w.started = true
+	w.res.elems = append(w.res.elems, listElem{addr: elem, buf: buf})
+	w.next = w.spec.span.u64(buf, w.spec.linkOff)
 }
 
 func (w *listWalk) stop(err error) {

@@ -143,7 +143,7 @@ func Modules(t Target, opt Options) ([]Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := walkLists(t, []listSpec{{head: ml.modules, linkOff: ml.list, span: ml.span}}, opt.max())[0]
+	res := walkLists(t, []listSpec{{head: ml.modules, linkOff: ml.list, span: ml.span}}, nil, opt.max())[0]
 	out := make([]Module, 0, len(res.elems))
 	for _, e := range res.elems {
 		out = append(out, ml.decode(e.addr, e.buf))

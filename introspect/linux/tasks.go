@@ -107,14 +107,44 @@ func (tl *taskLayout) decode(addr uint64, buf []byte) (tk Task, parent, cred uin
 // unless opt.Threads (then each leader is followed by its other threads).
 // On a torn, looping or over-long list it returns the tasks found before the
 // fault with an error; per-task problems are in Task.Err.
+//
+// The list is followed pointer by pointer, but the task_structs are first
+// fetched in one batch from the addresses the PID IDR gives (a few batches,
+// one per tree level), so following the list costs no round trip for every
+// task the IDR knows. Without a usable IDR the walk simply reads each task.
 func Tasks(t Target, opt Options) ([]Task, error) {
 	tl, err := resolveTaskLayout(t, opt.Threads)
 	if err != nil {
 		return nil, err
 	}
+	var pre map[uint64][]byte
+	if pidOf, _, _, err := idrTasks(t, opt.max()); err == nil {
+		pre = tl.prefetch(t, pidOf)
+	}
+	return tl.walk(t, opt, pre)
+}
+
+// prefetch reads the span of every task in one batch, keyed by address.
+func (tl *taskLayout) prefetch(t Target, tasks map[uint64]uint64) map[uint64][]byte {
+	batch := make([]physmem.Range, 0, len(tasks))
+	for a := range tasks {
+		batch = append(batch, physmem.Range{Addr: a + tl.span.lo, Buf: make([]byte, tl.span.hi-tl.span.lo)})
+	}
+	readBatch(t, batch)
+	pre := make(map[uint64][]byte, len(batch))
+	for _, r := range batch {
+		if r.Err == nil {
+			pre[r.Addr-tl.span.lo] = r.Buf
+		}
+	}
+	return pre
+}
+
+// walk follows the task list (and thread lists), using pre where it can.
+func (tl *taskLayout) walk(t Target, opt Options, pre map[uint64][]byte) ([]Task, error) {
 	res := walkLists(t, []listSpec{{
 		head: tl.initTask + tl.tasks, linkOff: tl.tasks, span: tl.span, headIsElem: true,
-	}}, opt.max())[0]
+	}}, pre, opt.max())[0]
 	walkErr := res.err
 	if walkErr != nil {
 		walkErr = fmt.Errorf("task list: %w", walkErr)
@@ -128,7 +158,7 @@ func Tasks(t Target, opt Options) ([]Task, error) {
 	}
 	if opt.Threads {
 		var terr error
-		out, links, terr = tl.addThreads(t, res.elems, out, links, opt.max()-len(out))
+		out, links, terr = tl.addThreads(t, res.elems, out, links, pre, opt.max()-len(out))
 		walkErr = errors.Join(walkErr, terr)
 	}
 	tl.fillPointers(t, out, links)
@@ -137,7 +167,7 @@ func Tasks(t Target, opt Options) ([]Task, error) {
 
 // addThreads walks every leader's thread list in lockstep and inserts each
 // leader's other threads after it.
-func (tl *taskLayout) addThreads(t Target, leaders []listElem, tasks []Task, links [][2]uint64, max int) ([]Task, [][2]uint64, error) {
+func (tl *taskLayout) addThreads(t Target, leaders []listElem, tasks []Task, links [][2]uint64, pre map[uint64][]byte, max int) ([]Task, [][2]uint64, error) {
 	specs := make([]listSpec, 0, len(leaders))
 	idx := make([]int, 0, len(leaders))
 	var errs []error
@@ -154,7 +184,7 @@ func (tl *taskLayout) addThreads(t Target, leaders []listElem, tasks []Task, lin
 		}
 		idx = append(idx, i)
 	}
-	res := walkLists(t, specs, max)
+	res := walkLists(t, specs, pre, max)
 	threadsOf := make(map[int][]listElem, len(res))
 	for k, r := range res {
 		if r.err != nil {

@@ -56,10 +56,37 @@ func TestTasksLeaders(t *testing.T) {
 			t.Errorf("task %d: %v", tk.PID, tk.Err)
 		}
 	}
-	// One batch per list step (5 tasks + the return to the head is free)
-	// and one for every parent and credential.
-	if w.k.calls != 6 {
-		t.Errorf("%d ReadVirt batches for 5 tasks, want 6", w.k.calls)
+	// The IDR (head, two tree levels, the pids' tasks), every task_struct
+	// in one batch, init_task (not in the IDR), then parents and credentials.
+	if w.k.calls != 7 {
+		t.Errorf("%d ReadVirt batches, want 7", w.k.calls)
+	}
+}
+
+// TestTasksBatches: with the IDR prefetch, ps costs a handful of round
+// trips whatever the number of tasks; without an IDR, one per task.
+func TestTasksBatches(t *testing.T) {
+	k := bigWorld(2000)
+	got, err := Tasks(k, Options{})
+	if err != nil || len(got) != 2001 {
+		t.Fatalf("%d tasks, err %v", len(got), err)
+	}
+	if k.calls > 8 {
+		t.Errorf("%d batches for 2000 tasks with the IDR, want at most 8", k.calls)
+	}
+	delete(k.syms, "init_pid_ns")
+	k.calls = 0
+	again, err := Tasks(k, Options{})
+	if err != nil || len(again) != 2001 {
+		t.Fatalf("without IDR: %d tasks, err %v", len(again), err)
+	}
+	if k.calls != 2002 {
+		t.Errorf("without IDR: %d batches, want 2002 (one per task, one for parents)", k.calls)
+	}
+	for i := range got {
+		if got[i] != again[i] {
+			t.Fatalf("task %d differs with and without prefetch: %+v vs %+v", i, got[i], again[i])
+		}
 	}
 }
 
