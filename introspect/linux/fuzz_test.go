@@ -11,20 +11,30 @@ func fuzzWorld() *world {
 	return w
 }
 
-// FuzzWalkers runs every walker over arbitrary kernel memory (the data
-// region replaced by the input, symbols and layout kept): no panic, no hang,
-// and the bound holds.
+// FuzzWalkers runs every walker over a kernel corrupted by the input: patch
+// overwrites the data region at offset off (wrapping), so mutations land in
+// real tasks, lists, IDR nodes, modules and the syscall table, and flipped
+// low pointer bytes make pointers to other objects. No panic, no hang, and
+// the bound holds.
 func FuzzWalkers(f *testing.F) {
-	clean := fuzzWorld()
-	f.Add(clean.k.mem)
-	attacked := fuzzWorld()
-	attacked.unlink(attacked.daemon)
-	attacked.k.w64(attacked.k.syms["sys_call_table"]+8, modText+0x10)
-	f.Add(attacked.k.mem)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, mem []byte) {
+	w := fuzzWorld()
+	k := w.k
+	at := func(addr uint64) uint32 { return uint32(addr - k.base) }
+	f.Add(uint32(0), []byte{})
+	f.Add(at(w.kthreadd+k.o("task_struct.tasks")), []byte{0x40})                   // next -> another object
+	f.Add(at(w.sh+k.o("task_struct.tasks")), []byte{0x00, 0x00, 0x00, 0x00, 0x80}) // next -> unmapped
+	f.Add(at(w.daemon+k.o("task_struct.real_cred")), []byte{1, 2, 3})
+	f.Add(at(w.sh+k.o("task_struct.signal")), []byte{0x08})
+	head := k.r64(k.syms["init_pid_ns"] + k.o("pid_namespace.idr.idr_rt.xa_head"))
+	f.Add(at(head-2), []byte{7})                                 // root shift
+	f.Add(at(head-2+k.o("xa_node.slots")+8), []byte{0x02, 0x01}) // slot -> internal entry
+	f.Add(at(k.syms["modules"]), []byte{0x10})
+	f.Add(at(k.syms["sys_call_table"]+8), []byte{0, 0, 0, 0xc0})
+	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
 		k := fuzzWorld().k
-		k.mem = mem
+		for i, b := range patch {
+			k.mem[(int(off)+i)%len(k.mem)] = b
+		}
 		const bound = 64
 		opt := Options{MaxObjects: bound, Syscalls: 64}
 		if ts, _ := Tasks(k, opt); len(ts) > bound {
@@ -40,6 +50,8 @@ func FuzzWalkers(f *testing.F) {
 		if rep, _ := CheckSyscalls(k, opt); rep != nil && len(rep.Hooks) > 64 {
 			t.Fatalf("%d hooks in a 64-entry table", len(rep.Hooks))
 		}
-		_, _ = HiddenTasks(k, opt)
+		if rep, _ := HiddenTasks(k, opt); rep != nil && len(rep.Hidden) > bound {
+			t.Fatalf("%d hidden tasks over a bound of %d", len(rep.Hidden), bound)
+		}
 	})
 }
