@@ -3,12 +3,14 @@
 // runtime addresses, BTF type layout and batched virtual reads.
 //
 // Contract of every walker here:
-//   - Batched: a walk issues one ReadVirt batch per step of a pointer chain
-//     (following a list is inherently sequential), and each step reads every
-//     field it will need from the object in the same range; the fields reached
-//     through pointers (parent, credentials, struct pid) come in one batch for
-//     all objects at once. Round trips, not bytes, are what cost on a remote
-//     page fabric.
+//   - Batched: round trips, not bytes, are what cost on a remote page
+//     fabric. Tasks first fetches every task_struct the PID IDR names in one
+//     batch (the IDR tree costs one batch per level), then follows the task
+//     list through those copies, reading only tasks the IDR does not name
+//     (init_task); thread lists are walked in lockstep, one batch per step
+//     for all groups; fields behind pointers (parent, credentials) come in
+//     one batch for all tasks. A list with no such index (modules) costs one
+//     batch per element, each reading every field the walk needs.
 //   - Bounded: Options.MaxObjects caps every walk (ErrLimit).
 //   - Cycle-safe: a visited set stops a list or tree that loops (ErrCycle).
 //     A live guest changes under the walker, so a walk can see a torn list.
