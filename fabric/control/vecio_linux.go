@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,9 +13,11 @@ import (
 // maxIOV is the kernel's IOV_MAX.
 const maxIOV = 1024
 
-// readvFull fills bufs (non-empty buffers; the slice is consumed) with
-// readv(2) on conn's socket, waiting through the runtime poller so deadlines
-// still apply. ok is false when conn has no file descriptor (TLS, pipes).
+// readvFull fills bufs (non-empty buffers) with readv(2) on conn's socket,
+// waiting through the runtime poller so deadlines still apply. The iovec
+// array is built once and advanced in place across partial reads, which are
+// the rule for a large reply arriving over TCP. ok is false when conn has
+// no file descriptor (TLS, pipes).
 func readvFull(conn net.Conn, bufs [][]byte) (ok bool, err error) {
 	sc, isSys := conn.(syscall.Conn)
 	if !isSys {
@@ -24,33 +27,39 @@ func readvFull(conn net.Conn, bufs [][]byte) (ok bool, err error) {
 	if err != nil {
 		return false, nil
 	}
-	for len(bufs) > 0 {
-		iov := bufs[:min(len(bufs), maxIOV)]
-		var n int
-		var serr error
+	iovs := make([]unix.Iovec, len(bufs))
+	for i, b := range bufs {
+		iovs[i].Base = &b[0]
+		iovs[i].SetLen(len(b))
+	}
+	for len(iovs) > 0 {
+		iov := iovs[:min(len(iovs), maxIOV)]
+		var n uintptr
+		var errno syscall.Errno
 		err := rc.Read(func(fd uintptr) bool {
 			for {
-				n, serr = unix.Readv(int(fd), iov)
-				if serr != unix.EINTR {
-					return serr != unix.EAGAIN
+				n, _, errno = unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+				if errno != unix.EINTR {
+					return errno != unix.EAGAIN
 				}
 			}
 		})
 		if err != nil {
 			return true, err
 		}
-		if serr != nil {
-			return true, os.NewSyscallError("readv", serr)
+		if errno != 0 {
+			return true, os.NewSyscallError("readv", errno)
 		}
 		if n == 0 {
 			return true, io.ErrUnexpectedEOF
 		}
 		for n > 0 {
-			if n >= len(bufs[0]) {
-				n -= len(bufs[0])
-				bufs = bufs[1:]
+			if l := uintptr(iovs[0].Len); n >= l {
+				n -= l
+				iovs = iovs[1:]
 			} else {
-				bufs[0] = bufs[0][n:]
+				iovs[0].Base = (*byte)(unsafe.Add(unsafe.Pointer(iovs[0].Base), n))
+				iovs[0].SetLen(int(l - n))
 				n = 0
 			}
 		}
