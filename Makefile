@@ -4,7 +4,7 @@ BIN       ?= bin
 FUZZTIME  ?= 10s
 RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./cmd/...
 
-.PHONY: all build build-nocgo test test-race lint fuzz bench demo rig fixtures clean
+.PHONY: all build build-nocgo test lint fuzz bench demo rig live fixtures clean
 
 all: build
 
@@ -43,3 +43,7 @@ fixtures:
 
 clean:
 	rm -rf $(BIN)
+
+# Live introspection of a running QEMU guest (KASLR on) through QMP and its memory file.
+live: build
+	bash test/rig/live/live-introspect.sh $(BIN)/vmemtrans

@@ -5,7 +5,7 @@
 # STAGEDIR. Prints "KREL=<release>" as the last line of stdout.
 # Needs a prior apt-get update. Downloads are cached in DEBDIR.
 set -euo pipefail
-DEBDIR=$1; STAGE=$2; shift 2
+mkdir -p "$1" "$2"; DEBDIR=$(readlink -f "$1"); STAGE=$(readlink -f "$2"); shift 2
 mkdir -p "$DEBDIR" "$STAGE"
 KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-6/{print $2; exit}')
 [ -n "$KPKG" ] || { echo "fetch-debs: cannot resolve the kernel package (run apt-get update)" >&2; exit 1; }
