@@ -26,7 +26,7 @@ ADDR=$(sed -nE 's/.*listening on ([^ ]+).*/\1/p' "$W/sub.log" | head -1)
 say "page fetch benchmark: batch 256, 2 in flight (vs a bare TCP stream on the same path)"
 $V bench fetch --subhost "$ADDR" --psk-file "$W/sub/psk" --pages 65536 --batch 256 --inflight 2 --duration 2s
 say "page fetch benchmark: batch 1, 1 in flight (vs a bare 4 KiB ping-pong)"
-$V bench fetch --subhost "$ADDR" --psk-file "$W/sub/psk" --pages 4096 --batch 1 --inflight 1 --duration 2s
+$V bench fetch --subhost "$ADDR" --psk-file "$W/sub/psk" --vm bench-latency --pages 4096 --batch 1 --inflight 1 --duration 2s
 
 CLEAN=test/fixtures/linux-6.1-clean/memory.elf.zst
 ATTACK=test/fixtures/linux-6.1-attack/memory.elf.zst
