@@ -28,6 +28,7 @@ type fetchFlags struct {
 	batch    int
 	inflight int
 	duration time.Duration
+	rdma     string
 }
 
 // fetchResult is the output of bench fetch; the field names are the
@@ -76,6 +77,7 @@ ratios. Without --subhost it starts a sub-host in this process.`,
 	f.IntVar(&ff.batch, "batch", 256, "slots per request")
 	f.IntVar(&ff.inflight, "inflight", 2, "requests outstanding at once")
 	f.DurationVar(&ff.duration, "duration", 3*time.Second, "how long to measure reads")
+	f.StringVar(&ff.rdma, "rdma", "auto", "transport: auto (RDMA when both ends can, else TCP), off (TCP), or an RDMA device name")
 	benchCmd.AddCommand(cmd)
 }
 
@@ -110,7 +112,7 @@ func runFetch(ctx context.Context, out io.Writer, ff fetchFlags) error {
 		key = k
 	}
 
-	tr, err := tcpfallback.Dial(ctx, res.Subhost, ff.vm, key, tcpfallback.Options{Slots: ff.pages, InFlight: ff.inflight, MaxBatch: ff.batch})
+	tr, err := dialTransport(ctx, res.Subhost, ff.vm, key, ff.rdma, tcpfallback.Options{Slots: ff.pages, InFlight: ff.inflight, MaxBatch: ff.batch})
 	if err != nil {
 		return err
 	}
