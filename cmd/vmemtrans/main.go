@@ -1,4 +1,3 @@
-// Command vmemtrans is the VMemTrans ops CLI and daemon launcher.
 package main
 
 import (

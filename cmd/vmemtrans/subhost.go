@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
 	"github.com/vmemtrans/vmemtrans/fabric/store"
 )
@@ -125,13 +126,16 @@ func subhostRDMA(mode string) (control.RDMAResponder, error) {
 		return nil, nil
 	}
 	if rdmaResponderFor == nil {
-		log.Warn().Str("rdma", mode).Msg("subhost: RDMA is not built in; serving TCP only")
+		if mode != "auto" {
+			return nil, fmt.Errorf("rdma %s: built without RDMA support (rebuild with -tags rdma): %w", mode, fabric.ErrNoRDMA)
+		}
+		log.Info().Msg("subhost: built without RDMA support; serving TCP only")
 		return nil, nil
 	}
 	r, err := rdmaResponderFor(mode)
 	if err != nil {
 		if mode == "auto" {
-			log.Warn().Err(err).Msg("subhost: no usable RDMA device; serving TCP only")
+			log.Info().Err(err).Msg("subhost: no usable RDMA device; serving TCP only")
 			return nil, nil
 		}
 		return nil, fmt.Errorf("rdma %s: %w", mode, err)
