@@ -39,4 +39,7 @@
 // posting, never leaves the NIC writing into memory the caller got back. A
 // work completion error (remote access error, retry exceeded) fails the
 // chain's entries with ErrPeer or fabric.ErrSlotRange and retires that lane.
+// Options.ChainTimeout bounds the wait where the RC retry timer does not end
+// it (rxe towards a destroyed queue pair): the lane's queue pair is moved to
+// the error state, its entries fail with ErrPeer and the lane is retired.
 package rdma

@@ -71,15 +71,31 @@ func startSubhost(tb testing.TB, dev string) *subhost {
 	}
 	go func() { _ = srv.Serve(l) }()
 	s := &subhost{addr: l.Addr().String(), srv: srv, store: st, resp: resp}
-	tb.Cleanup(func() { srv.Close(); resp.Close() })
+	tb.Cleanup(func() {
+		s.kill()
+		st.Close() // after the responder deregistered the mapping
+	})
 	return s
+}
+
+// kill shuts the sub-host down as a crash would for its clients: every
+// control connection ends and every queue pair and registration is gone
+// when it returns. Safe to call more than once.
+func (s *subhost) kill() {
+	s.srv.Close()
+	s.resp.Close()
 }
 
 func dial(tb testing.TB, s *subhost, dev, vm string, slots uint64) *rdma.Transport {
 	tb.Helper()
+	return dialOpts(tb, s, vm, rdma.Options{Device: dev}, slots)
+}
+
+func dialOpts(tb testing.TB, s *subhost, vm string, o rdma.Options, slots uint64) *rdma.Transport {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t, err := rdma.Dial(ctx, s.addr, vm, key, rdma.DialOptions{Options: rdma.Options{Device: dev}, Slots: slots})
+	t, err := rdma.Dial(ctx, s.addr, vm, key, rdma.DialOptions{Options: o, Slots: slots})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -16,11 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// chainTimeout bounds the wait for one chain's last completion. The RC retry
-// timeout ends chains to a dead peer long before; this only guards against a
-// provider that loses completions.
-const chainTimeout = 10 * time.Second
-
 // lane is one queue pair with its staging pages and the state of the chain
 // it carries. A lane belongs to one batch at a time.
 type lane struct {
@@ -49,6 +44,8 @@ type Pending struct {
 	stage *mr
 	lanes []*lane
 	depth int
+	// chainTimeout bounds the wait for one chain's last completion (Options.ChainTimeout).
+	chainTimeout time.Duration
 }
 
 // Prepare opens the device and creates the queue pairs and staging area of a
@@ -61,7 +58,7 @@ func Prepare(o Options) (*Pending, error) {
 		return nil, err
 	}
 	depth := min(o.Depth, maxChain, dev.maxInit, max(dev.maxWR-1, 1))
-	p := &Pending{dev: dev, depth: depth}
+	p := &Pending{dev: dev, depth: depth, chainTimeout: o.ChainTimeout}
 	if p.pd, err = dev.allocPD(); err != nil {
 		p.Abort()
 		return nil, err
@@ -123,6 +120,7 @@ func (p *Pending) Complete(reply ConnParams) (*Transport, error) {
 		dev: p.dev, pd: p.pd, stage: p.stage, lanes: p.lanes,
 		pool: make(chan *lane, len(p.lanes)), allDead: make(chan struct{}), done: make(chan struct{}),
 		rkey: reply.RKey, raddr: reply.Addr, slots: reply.Len / fabric.PageSize, chain: rd,
+		chainTimeout: p.chainTimeout,
 	}
 	t.alive.Store(int32(len(p.lanes)))
 	t.allocs.Store(&[]*mr{})
@@ -169,6 +167,8 @@ type Transport struct {
 	raddr uint64
 	slots uint64
 	chain int
+
+	chainTimeout time.Duration
 
 	life    sync.RWMutex // held shared by every batch, exclusively by Close
 	closed  atomic.Bool
@@ -379,9 +379,10 @@ func (t *Transport) reap(l *lane, batch []fabric.SlotIO, write bool) bool {
 		}
 	}
 	if !l.finished {
-		if time.Since(l.posted) > chainTimeout {
+		if time.Since(l.posted) > t.chainTimeout {
 			l.dead = true
-			failAll(batch, l.idx, fmt.Errorf("rdma chain of %d: no completion in %v: %w", len(l.idx), chainTimeout, fabric.ErrPeer))
+			l.q.fail()
+			failAll(batch, l.idx, fmt.Errorf("rdma chain of %d: no completion in %v: %w", len(l.idx), t.chainTimeout, fabric.ErrPeer))
 			return true
 		}
 		return false

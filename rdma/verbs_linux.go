@@ -69,6 +69,14 @@ static int vt_to_rts(struct ibv_qp *qp, uint32_t spsn, uint8_t max_rd) {
 	                     IBV_QP_RNR_RETRY|IBV_QP_MAX_QP_RD_ATOMIC);
 }
 
+// A queue pair in the error state flushes its outstanding work requests and
+// takes no more responses, so nothing lands in buffers given back to callers.
+static int vt_to_err(struct ibv_qp *qp) {
+	struct ibv_qp_attr a; memset(&a, 0, sizeof a);
+	a.qp_state = IBV_QPS_ERR;
+	return ibv_modify_qp(qp, &a, IBV_QP_STATE);
+}
+
 #define VT_MAX_CHAIN 256
 
 // One chain of n page-sized READs or WRITEs = one ibv_post_send = one
@@ -276,6 +284,14 @@ func (d *device) connect(q *qpair, peer QP, peerGID [16]byte, mtu uint8, destRd,
 		return fmt.Errorf("rdma queue pair %d to RTS: %w", q.qp.qp_num, syscall.Errno(rc))
 	}
 	return nil
+}
+
+// fail moves the queue pair to the error state: its outstanding requests are
+// flushed and late responses are dropped.
+func (q *qpair) fail() {
+	if q.qp != nil {
+		C.vt_to_err(q.qp)
+	}
 }
 
 func (q *qpair) destroy() {

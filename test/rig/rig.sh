@@ -72,8 +72,8 @@ QPID=$!
 trap 'kill "$QPID" 2>/dev/null' EXIT
 wait "$QPID"; echo "rig: qemu rc=$?"
 trap - EXIT
-grep -aE '^(RIG|=== RUN|--- |    [a-z_]+_test\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
-want="rxe0_add devices_offers_rdma go_rdma_transport_suite cli_subhost_bench_rdma read_ratio_vs_ib_read_bw"
+grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
+want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma read_ratio_vs_ib_read_bw"
 for name in $want; do
   rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
   if [ "$rc" = 0 ]; then ok "$name"; else ko "$name rc=${rc:-missing}"; fi
@@ -83,7 +83,7 @@ phase boot-guest "$T"; T=$(now)
 # 6. ---- host-side live phase (owned elsewhere): runs only if the script exists ----
 LIVE=$HERE/live/live-introspect.sh
 if [ -f "$LIVE" ]; then
-  if timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host"; then ok live_introspect; else ko "live_introspect rc=$?"; fi
+  if timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host" "$W/live"; then ok live_introspect; else ko "live_introspect rc=$?"; fi
   phase live "$T"
 else
   echo "rig: live phase skipped ($LIVE not present)"

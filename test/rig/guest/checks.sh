@@ -23,12 +23,21 @@ check_devices() {
   res devices_offers_rdma $?
 }
 
-# (a) the Transport suite over real RDMA (same device rxe0 <-> rxe0)
+# (a) the RDMA Transport tests and the fabric conformance suite over real
+# RDMA (same device rxe0 <-> rxe0)
 check_transport() {
-  VMEMTRANS_RDMA_DEV=rxe0 timeout 300 rdma.test -test.run Integration -test.v -test.timeout 280s > /tmp/rdma-test.log 2>&1
+  VMEMTRANS_RDMA_DEV=rxe0 timeout 300 rdma.test -test.run Integration -test.skip Conformance -test.v \
+    -test.timeout 280s > /tmp/rdma-test.log 2>&1
   rc=$?
   grep -E '^(=== RUN|--- |PASS|FAIL|ok)|integration_test|remote_error' /tmp/rdma-test.log
   res go_rdma_transport_suite $rc
+}
+check_conformance() {
+  VMEMTRANS_RDMA_DEV=rxe0 timeout 600 rdma.test -test.run Conformance -test.v -test.timeout 580s \
+    > /tmp/rdma-conf.log 2>&1
+  rc=$?
+  grep -E '^ *(--- |PASS|FAIL|ok)|_test\.go|suite\.go' /tmp/rdma-conf.log
+  res rdma_conformance_suite $rc
 }
 
 # (b) subhost + bench fetch through the CLI, over RDMA end to end
@@ -78,6 +87,7 @@ run_checks() {
   rxe_setup
   check_devices
   check_transport
+  check_conformance
   check_cli
   check_ratio
 }
