@@ -72,7 +72,7 @@ QPID=$!
 trap 'kill "$QPID" 2>/dev/null' EXIT
 wait "$QPID"; echo "rig: qemu rc=$?"
 trap - EXIT
-grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
+grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
 want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma read_ratio_vs_ib_read_bw"
 for name in $want; do
   rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
