@@ -22,9 +22,11 @@ finish() { echo "rig: total $(( ($(now) - TALL) / 1000000 )) ms"; echo "rig: $PA
 abort() { ko "$1"; finish; }
 TALL=$(now); T=$TALL
 
-# 1. host packages: qemu, busybox, cpio, kmod, xz, libibverbs + libnl static libs for the cgo build
+# 1. host packages: qemu, busybox, cpio, kmod, xz, gcc + libc6-dev (a Recommends
+#    of gcc, absent with --no-install-recommends), libibverbs + libnl static
+#    libs for the static cgo build
 need=""
-for p in qemu-system-x86 busybox-static cpio kmod xz-utils binutils gcc libibverbs-dev libnl-3-dev libnl-route-3-dev; do
+for p in qemu-system-x86 busybox-static cpio kmod xz-utils binutils gcc libc6-dev libibverbs-dev libnl-3-dev libnl-route-3-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
