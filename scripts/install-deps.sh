@@ -1,7 +1,7 @@
 #!/bin/bash
 # install-deps.sh : Debian packages the build, the tests and the QEMU rig need.
 set -euo pipefail
-PKGS="make gcc libibverbs-dev libnl-3-dev libnl-route-3-dev qemu-system-x86 busybox-static cpio kmod xz-utils binutils zstd"
+PKGS="ca-certificates make gcc libc6-dev libibverbs-dev libnl-3-dev libnl-route-3-dev qemu-system-x86 busybox-static cpio kmod xz-utils binutils zstd"
 need=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
 if [ -n "$need" ]; then
