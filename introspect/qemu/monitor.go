@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/digitalocean/go-qemu/qmp"
 )
 
 // ErrMonitor reports a QMP command QEMU refused or answered unexpectedly.
@@ -16,71 +14,46 @@ var ErrMonitor = errors.New("qemu monitor command failed")
 // Monitor is a QMP connection to one QEMU process. Commands are serialised;
 // a Monitor is safe for concurrent use.
 type Monitor struct {
-	mon *qmp.SocketMonitor
+	s *session
 }
 
 // Dial connects to the QMP unix socket at path (QEMU started with
 // -qmp unix:PATH,server=on,wait=off) and performs the capabilities
 // handshake. QMP serves one client at a time: Close when done.
 func Dial(ctx context.Context, path string) (*Monitor, error) {
-	timeout := 5 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 	}
-	mon, err := qmp.NewSocketMonitor("unix", path, timeout)
+	s, err := openSession(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("qemu: dial qmp %s: %w", path, err)
-	}
-	m := &Monitor{mon: mon}
-	if _, err := m.do(ctx, "handshake", mon.Connect); err != nil {
-		mon.Disconnect()
 		return nil, fmt.Errorf("qemu: qmp handshake on %s: %w", path, err)
 	}
-	return m, nil
+	return &Monitor{s: s}, nil
 }
 
 // Close ends the QMP session.
-func (m *Monitor) Close() error { return m.mon.Disconnect() }
+func (m *Monitor) Close() error { return m.s.close() }
 
-// do runs f, giving up when ctx ends: go-qemu has no cancellation, so the
-// connection is closed to unblock f and the Monitor is unusable afterwards.
-func (m *Monitor) do(ctx context.Context, what string, f func() error) (struct{}, error) {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return struct{}{}, err
-	case <-ctx.Done():
-		m.mon.Disconnect()
-		<-done
-		return struct{}{}, fmt.Errorf("qemu: %s: %w", what, ctx.Err())
-	}
-}
-
-// run executes one QMP command and decodes its "return" into ret (if not nil).
+// run executes one QMP command and decodes its "return" into ret (if not
+// nil). A command cut short by ctx closes the Monitor.
 func (m *Monitor) run(ctx context.Context, ret any, execute string, args any) error {
-	cmd, err := json.Marshal(qmp.Command{Execute: execute, Args: args})
+	raw, err := m.s.execute(ctx, execute, args)
 	if err != nil {
-		return fmt.Errorf("qemu: encode %s: %w", execute, err)
-	}
-	var raw []byte
-	if _, err := m.do(ctx, execute, func() (err error) { raw, err = m.mon.Run(cmd); return err }); err != nil {
 		if ctx.Err() != nil {
-			return err
+			return fmt.Errorf("qemu: %s: %w", execute, ctx.Err())
+		}
+		if errors.Is(err, ErrMonitor) {
+			return fmt.Errorf("qemu: %s: %w", execute, err)
 		}
 		return fmt.Errorf("qemu: %s: %w: %w", execute, ErrMonitor, err)
 	}
 	if ret == nil {
 		return nil
 	}
-	var resp struct {
-		Return json.RawMessage `json:"return"`
-	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
-		return fmt.Errorf("qemu: %s: response %q: %w", execute, raw, ErrMonitor)
-	}
-	if err := json.Unmarshal(resp.Return, ret); err != nil {
-		return fmt.Errorf("qemu: %s: return %q: %w", execute, resp.Return, ErrMonitor)
+	if err := json.Unmarshal(raw, ret); err != nil {
+		return fmt.Errorf("qemu: %s: return %.80q: %w", execute, raw, ErrMonitor)
 	}
 	return nil
 }
