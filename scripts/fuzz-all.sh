@@ -37,5 +37,6 @@ while IFS=: read -r file _ line; do
     *) echo "fuzz: FAIL $pkg $name"; fail=$((fail+1)) ;;
   esac
 done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | sort)
-echo "fuzz: $((n-fail-flaked)) passed, $fail failed, $flaked flaked"
+[ "$flaked" = 0 ] || echo "fuzz: $flaked target(s) flaked on the coordinator deadline race (counted as passed)"
+echo "fuzz: $((n-fail)) passed, $fail failed"
 [ "$fail" = 0 ]
