@@ -3,8 +3,9 @@
 # Boots a Debian 6.1 kernel under TCG with no NIC, brings up rxe0 on a veth
 # inside the guest and runs there: the RDMA Transport tests (go test -c -tags
 # rdma ./rdma), `vmemtrans subhost --rdma rxe0` + `vmemtrans bench fetch` over
-# RDMA, and our batched 4 KiB READ path against ib_read_bw -s 4096. Then the
-# optional host-side live phase (test/rig/live/live-introspect.sh).
+# RDMA, and our batched 4 KiB READ path against ib_read_bw -s 4096. Then, on
+# the host, live introspection of a running guest with KASLR on through QMP
+# and its memory file (test/rig/live/live-introspect.sh).
 # Every check prints "rig: PASS|FAIL name"; the last line is
 # "rig: N passed, N failed" and the exit status is non-zero if any failed.
 set -uo pipefail
