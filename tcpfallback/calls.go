@@ -169,11 +169,20 @@ func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabri
 	}
 	t.mu.Unlock()
 	if err := t.send(c, payload); err != nil {
-		t.die(t.peerErr(err))
+		perr := t.peerErr(err)
+		t.die(perr)
 		<-t.rtok // wait out any reader, then fail what is pending
 		t.sweep()
 		t.rtok <- struct{}{}
-		return nil, c.err
+		switch {
+		case c.err != nil:
+			return nil, c.err
+		case c.isDone():
+			// The whole request got through and its reply was read before
+			// the connection broke under the write's last step.
+			return c, nil
+		}
+		return nil, perr
 	}
 	return c, nil
 }
