@@ -16,7 +16,6 @@ var le = binary.LittleEndian
 const (
 	slideStep = 2 << 20
 	maxSlide  = 1 << 30
-	scanChunk = 16 << 20
 )
 
 // initComm is init_task's comm once the boot CPU's idle task is named.
@@ -81,49 +80,12 @@ func probeSlide(tr *paging.Translator, l layout) (uint64, error) {
 // candidate (a "swapper/0" comm at the comm offset with pid 0 beside it),
 // in address order, until try returns true.
 func scanInitTask(r physmem.Reader, l layout, try func(taskPA uint64) bool) {
-	size := r.Size()
-	overlap := uint64(len(initComm) - 1)
 	pid := make([]byte, 4)
-	chunk := make([]byte, scanChunk+overlap)
-	for base := uint64(0); base < size; base += scanChunk {
-		buf := chunk[:min(scanChunk+overlap, size-base)]
-		readLenient(r, base, buf)
-		for off := 0; ; off++ {
-			j := bytes.Index(buf[off:], initComm)
-			if j < 0 {
-				break
-			}
-			off += j
-			if off >= scanChunk {
-				break // the next chunk sees it whole
-			}
-			pa := base + uint64(off)
-			if pa < l.commOff {
-				continue
-			}
-			task := pa - l.commOff
-			if r.ReadPhys([]physmem.Range{{Addr: task + l.pidOff, Buf: pid}}) == nil && le.Uint32(pid) == 0 && try(task) {
-				return
-			}
+	physmem.Scan(r, initComm, func(pa uint64) bool {
+		if pa < l.commOff {
+			return true
 		}
-	}
-}
-
-// readLenient fills buf from addr, zeroing pages that cannot be read.
-func readLenient(r physmem.Reader, addr uint64, buf []byte) {
-	if r.ReadPhys([]physmem.Range{{Addr: addr, Buf: buf}}) == nil {
-		return
-	}
-	var pages []physmem.Range
-	for off := 0; off < len(buf); {
-		l := min(len(buf)-off, 4096-int((addr+uint64(off))%4096))
-		pages = append(pages, physmem.Range{Addr: addr + uint64(off), Buf: buf[off : off+l]})
-		off += l
-	}
-	_ = r.ReadPhys(pages)
-	for _, p := range pages {
-		if p.Err != nil {
-			clear(p.Buf)
-		}
-	}
+		task := pa - l.commOff
+		return !(r.ReadPhys([]physmem.Range{{Addr: task + l.pidOff, Buf: pid}}) == nil && le.Uint32(pid) == 0 && try(task))
+	})
 }

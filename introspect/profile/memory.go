@@ -53,7 +53,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	var info MemoryInfo
 	var ks *kallsymsTables
 	var firstErr error
-	scanPhys(r, kallsymsDigits, func(hit uint64) bool {
+	physmem.Scan(r, kallsymsDigits, func(hit uint64) bool {
 		start := uint64(0)
 		if hit > kallsymsBefore {
 			start = (hit - kallsymsBefore) &^ 4095
