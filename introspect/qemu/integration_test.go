@@ -20,7 +20,10 @@ import (
 func TestIntegrationQEMU(t *testing.T) {
 	bin, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		t.Skip("qemu-system-x86_64 not found: install qemu-system-x86 or run make rig")
+		if os.Getenv("CI") != "" {
+			t.Fatal("qemu-system-x86_64 not found, but CI installs it (scripts/install-deps.sh)")
+		}
+		t.Skip("qemu-system-x86_64 not found: run scripts/install-deps.sh (qemu-system-x86)")
 	}
 	dir, err := os.MkdirTemp("", "qemu")
 	if err != nil {
