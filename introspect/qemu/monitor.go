@@ -58,6 +58,14 @@ func (m *Monitor) run(ctx context.Context, ret any, execute string, args any) er
 	return nil
 }
 
+// Execute runs any QMP command with args (nil for none) and returns its
+// raw "return" value.
+func (m *Monitor) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	var ret json.RawMessage
+	err := m.run(ctx, &ret, command, args)
+	return ret, err
+}
+
 // HumanCommand runs a human-monitor (HMP) command line and returns its text.
 func (m *Monitor) HumanCommand(ctx context.Context, line string) (string, error) {
 	var out string
