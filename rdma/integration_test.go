@@ -6,17 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
-	"github.com/vmemtrans/vmemtrans/fabric/store"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
 	"github.com/vmemtrans/vmemtrans/rdma"
 )
 
@@ -39,50 +36,26 @@ func device(tb testing.TB) string {
 }
 
 type subhost struct {
-	addr  string
-	srv   *control.Server
-	store *store.Store
-	resp  *rdma.Responder
+	*controltest.Subhost
+	resp *rdma.Responder
 }
 
 // startSubhost serves a fresh store over the control protocol on loopback,
 // with RDMA answered by a Responder on dev.
 func startSubhost(tb testing.TB, dev string) *subhost {
 	tb.Helper()
-	st, err := store.Open(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := control.NewKeyring(map[string][]byte{control.AnyVM: key})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	resp, err := rdma.NewResponder(dev)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, RDMA: resp, Log: zerolog.Nop()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	s := &subhost{addr: l.Addr().String(), srv: srv, store: st, resp: resp}
-	tb.Cleanup(func() {
-		s.kill()
-		st.Close() // after the responder deregistered the mapping
-	})
+	sh := controltest.Start(tb, controltest.SharedKey(tb, key), func(c *control.ServerConfig) { c.RDMA = resp })
+	s := &subhost{Subhost: sh, resp: resp}
+	tb.Cleanup(s.kill) // runs before the store closes: cleanups run last first
 	return s
 }
 
-// kill shuts the sub-host down as a crash would for its clients: every
-// control connection ends and every queue pair and registration is gone
-// when it returns. Safe to call more than once.
 func (s *subhost) kill() {
-	s.srv.Close()
+	s.Server.Close()
 	s.resp.Close()
 }
 
@@ -95,7 +68,7 @@ func dialOpts(tb testing.TB, s *subhost, vm string, o rdma.Options, slots uint64
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t, err := rdma.Dial(ctx, s.addr, vm, key, rdma.DialOptions{Options: o, Slots: slots})
+	t, err := rdma.Dial(ctx, s.Addr, vm, key, rdma.DialOptions{Options: o, Slots: slots})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -157,7 +130,7 @@ func TestIntegrationRDMATransport(t *testing.T) {
 	}
 
 	// The one-sided WRITE landed in the sub-host's store mapping itself.
-	reg, err := s.store.Lookup("vm1")
+	reg, err := s.Store.Lookup("vm1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +232,7 @@ func TestIntegrationRDMAPeerGone(t *testing.T) {
 	if err := tr.ReadSlots(ctx, pageBatch([]uint64{1, 2, 3})); err != nil {
 		t.Fatal(err)
 	}
-	s.srv.Close() // ends the control session: the responder destroys the queue pairs
+	s.Server.Close() // ends the control session: the responder destroys the queue pairs
 	time.Sleep(200 * time.Millisecond)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -281,7 +254,7 @@ func TestIntegrationRDMAPeerGone(t *testing.T) {
 func TestIntegrationRDMAWrongKey(t *testing.T) {
 	dev := device(t)
 	s := startSubhost(t, dev)
-	_, err := rdma.Dial(context.Background(), s.addr, "vm3", bytes.Repeat([]byte{1}, 32),
+	_, err := rdma.Dial(context.Background(), s.Addr, "vm3", bytes.Repeat([]byte{1}, 32),
 		rdma.DialOptions{Options: rdma.Options{Device: dev}, Slots: 8})
 	if !errors.Is(err, fabric.ErrAuth) {
 		t.Fatalf("wrong key: %v, want ErrAuth", err)

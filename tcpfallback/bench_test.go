@@ -15,7 +15,7 @@ func BenchmarkReadSlots(b *testing.B) {
 	for _, c := range []struct{ batch, inflight int }{{1, 1}, {16, 8}, {256, 2}, {1024, 4}} {
 		b.Run(fmt.Sprintf("batch=%d/inflight=%d", c.batch, c.inflight), func(b *testing.B) {
 			sh := startSubhost(b)
-			tr := dialT(b, sh.addr, "bench", Options{Slots: slots, InFlight: c.inflight, MaxBatch: 256})
+			tr := dialT(b, sh.Addr, "bench", Options{Slots: slots, InFlight: c.inflight, MaxBatch: 256})
 			batch := make([]fabric.SlotIO, c.batch*c.inflight)
 			for i := range batch {
 				batch[i] = fabric.SlotIO{Slot: uint64(i*7919) % slots, Buf: make([]byte, fabric.PageSize)}
@@ -37,7 +37,7 @@ func BenchmarkReadSlots(b *testing.B) {
 
 func BenchmarkWriteSlots(b *testing.B) {
 	sh := startSubhost(b)
-	tr := dialT(b, sh.addr, "bench", Options{Slots: 4096, InFlight: 2})
+	tr := dialT(b, sh.Addr, "bench", Options{Slots: 4096, InFlight: 2})
 	batch := make([]fabric.SlotIO, 512)
 	for i := range batch {
 		batch[i] = fabric.SlotIO{Slot: uint64(i), Buf: page(uint64(i), 1)}

@@ -13,8 +13,8 @@ func peer(opts Options) fabrictest.Factory {
 		sh := startSubhost(t)
 		opts := opts
 		opts.Slots = slots
-		tr := dialT(t, sh.addr, "conformance", opts)
-		return fabrictest.Peer{Transport: tr, Kill: func() { sh.srv.Close() }}
+		tr := dialT(t, sh.Addr, "conformance", opts)
+		return fabrictest.Peer{Transport: tr, Kill: func() { sh.Server.Close() }}
 	}
 }
 

@@ -7,50 +7,15 @@ import (
 	"net"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/vmemtrans/vmemtrans/fabric/control"
-	"github.com/vmemtrans/vmemtrans/fabric/store"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
 )
 
 var testKey = bytes.Repeat([]byte{0x5a}, 32)
 
-type subhost struct {
-	addr  string
-	srv   *control.Server
-	store *store.Store
-}
-
 // startSubhost serves a fresh store on a loopback port; every VM shares testKey.
-func startSubhost(t testing.TB) *subhost {
+func startSubhost(t testing.TB) *controltest.Subhost {
 	t.Helper()
-	keys, err := control.NewKeyring(map[string][]byte{control.AnyVM: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startSubhostKeys(t, keys)
-}
-
-func startSubhostKeys(t testing.TB, keys *control.Keyring) *subhost {
-	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
-		srv.Close()
-		st.Close()
-	})
-	return &subhost{addr: l.Addr().String(), srv: srv, store: st}
+	return controltest.Start(t, controltest.SharedKey(t, testKey))
 }
 
 func dialT(t testing.TB, addr, vm string, opts Options) *Transport {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
 )
 
 func writeRead(t *testing.T, tr *Transport, slots []uint64, gen byte) {
@@ -40,7 +41,7 @@ func writeRead(t *testing.T, tr *Transport, slots []uint64, gen byte) {
 
 func TestRoundTripSplitsAndPipelines(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 4096, InFlight: 3, MaxBatch: 7})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 4096, InFlight: 3, MaxBatch: 7})
 	if tr.Slots() != 4096 || tr.Kind() != "tcp" {
 		t.Fatalf("slots %d kind %q", tr.Slots(), tr.Kind())
 	}
@@ -54,7 +55,7 @@ func TestRoundTripSplitsAndPipelines(t *testing.T) {
 
 func TestBadEntriesFailAlone(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 16})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 16})
 	writeRead(t, tr, []uint64{3}, 9)
 	b := []fabric.SlotIO{
 		{Slot: 3, Buf: make([]byte, fabric.PageSize)},
@@ -76,7 +77,7 @@ func TestBadEntriesFailAlone(t *testing.T) {
 // The server's own per-entry check, bypassing the client's.
 func TestServerReportsSlotRangePerEntry(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 16})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 16})
 	tr.slots = 1 << 20 // pretend the region is larger than it is
 	b := []fabric.SlotIO{{Slot: 1, Buf: make([]byte, 4096)}, {Slot: 500, Buf: make([]byte, 4096)}, {Slot: 2, Buf: make([]byte, 4096)}}
 	err := tr.WriteSlots(context.Background(), b)
@@ -91,7 +92,7 @@ func TestServerReportsSlotRangePerEntry(t *testing.T) {
 
 func TestStatsFreeSync(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 64})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 64})
 	writeRead(t, tr, []uint64{1, 2, 3}, 5)
 	ctx := context.Background()
 	if err := tr.Sync(ctx); err != nil {
@@ -112,7 +113,7 @@ func TestStatsFreeSync(t *testing.T) {
 
 func TestConcurrentCallers(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 8 * 300, InFlight: 2, MaxBatch: 32})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 8 * 300, InFlight: 2, MaxBatch: 32})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -128,7 +129,7 @@ func TestConcurrentCallers(t *testing.T) {
 
 func TestCancelledContext(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 8})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 8})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	b := []fabric.SlotIO{{Slot: 1, Buf: make([]byte, 4096)}}
@@ -142,7 +143,7 @@ func TestCancelledContext(t *testing.T) {
 // Options.Timeout, and by the caller's context before that.
 func TestSilentPeer(t *testing.T) {
 	sh := startSubhost(t)
-	addr := muteProxy(t, sh.addr, 2*(control.HeaderSize+control.NonceSize))
+	addr := muteProxy(t, sh.Addr, 2*(control.HeaderSize+control.NonceSize))
 	start := time.Now()
 	_, err := Dial(context.Background(), addr, "vm-a", testKey, Options{Slots: 8, Timeout: 300 * time.Millisecond})
 	if !errors.Is(err, fabric.ErrPeer) || !strings.Contains(err.Error(), addr) {
@@ -152,7 +153,7 @@ func TestSilentPeer(t *testing.T) {
 		t.Fatalf("silent peer detected after %v", d)
 	}
 
-	addr = muteProxy(t, sh.addr, 2*(control.HeaderSize+control.NonceSize)+control.HeaderSize+8)
+	addr = muteProxy(t, sh.Addr, 2*(control.HeaderSize+control.NonceSize)+control.HeaderSize+8)
 	tr := dialT(t, addr, "vm-a", Options{Slots: 8, Timeout: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -164,7 +165,7 @@ func TestSilentPeer(t *testing.T) {
 
 func TestPeerDeathFailsPendingCalls(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 4096, InFlight: 4, MaxBatch: 64})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 4096, InFlight: 4, MaxBatch: 64})
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
@@ -182,7 +183,7 @@ func TestPeerDeathFailsPendingCalls(t *testing.T) {
 		})
 	}
 	time.Sleep(50 * time.Millisecond)
-	sh.srv.Close()
+	sh.Server.Close()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -192,8 +193,8 @@ func TestPeerDeathFailsPendingCalls(t *testing.T) {
 	}
 	close(errs)
 	for err := range errs {
-		if !errors.Is(err, fabric.ErrPeer) || !strings.Contains(err.Error(), sh.addr) {
-			t.Errorf("call after peer death = %v, want ErrPeer naming %s", err, sh.addr)
+		if !errors.Is(err, fabric.ErrPeer) || !strings.Contains(err.Error(), sh.Addr) {
+			t.Errorf("call after peer death = %v, want ErrPeer naming %s", err, sh.Addr)
 		}
 	}
 	if err := tr.ReadSlots(context.Background(), []fabric.SlotIO{{Slot: 1, Buf: make([]byte, 4096)}}); !errors.Is(err, fabric.ErrPeer) {
@@ -203,7 +204,7 @@ func TestPeerDeathFailsPendingCalls(t *testing.T) {
 
 func TestUseAfterClose(t *testing.T) {
 	sh := startSubhost(t)
-	tr := dialT(t, sh.addr, "vm-a", Options{Slots: 8})
+	tr := dialT(t, sh.Addr, "vm-a", Options{Slots: 8})
 	tr.Close()
 	tr.Close()
 	b := []fabric.SlotIO{{Slot: 1, Buf: make([]byte, 4096)}}
@@ -214,11 +215,11 @@ func TestUseAfterClose(t *testing.T) {
 
 func TestWrongKeyRefused(t *testing.T) {
 	sh := startSubhost(t)
-	_, err := Dial(context.Background(), sh.addr, "vm-a", bytes.Repeat([]byte{1}, 32), Options{Slots: 8})
+	_, err := Dial(context.Background(), sh.Addr, "vm-a", bytes.Repeat([]byte{1}, 32), Options{Slots: 8})
 	if !errors.Is(err, fabric.ErrAuth) {
 		t.Fatalf("wrong key = %v, want ErrAuth", err)
 	}
-	if got := sh.store.List(); len(got) != 0 {
+	if got := sh.Store.List(); len(got) != 0 {
 		t.Fatalf("a refused client created regions %v", got)
 	}
 }
@@ -227,7 +228,7 @@ func TestWrongKeyRefused(t *testing.T) {
 // region nor authenticate as B.
 func TestVMIsolation(t *testing.T) {
 	keys, _ := control.NewKeyring(map[string][]byte{"vm-a": testKey, "vm-b": bytes.Repeat([]byte{7}, 32)})
-	sh := startSubhostKeys(t, keys).addr
+	sh := controltest.Start(t, keys).Addr
 	b := dialTKey(t, sh, "vm-b", bytes.Repeat([]byte{7}, 32), Options{Slots: 8})
 	writeRead(t, b, []uint64{1}, 77)
 
@@ -247,7 +248,7 @@ func TestVMIsolation(t *testing.T) {
 // Garbage from one client closes that client only.
 func TestMalformedClientIsolated(t *testing.T) {
 	sh := startSubhost(t)
-	good := dialT(t, sh.addr, "vm-a", Options{Slots: 64})
+	good := dialT(t, sh.Addr, "vm-a", Options{Slots: 64})
 	writeRead(t, good, []uint64{1, 2}, 1)
 	for _, junk := range [][]byte{
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
@@ -255,7 +256,7 @@ func TestMalformedClientIsolated(t *testing.T) {
 		append(control.AppendHeader(nil, control.Header{Type: control.TypeRead, ID: 1, Len: 12}), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0),
 		control.AppendHeader(nil, control.Header{Type: control.TypeProof, ID: 1}),
 	} {
-		conn, br, err := control.DialAuth(context.Background(), sh.addr, "vm-c", testKey, control.DialOptions{})
+		conn, br, err := control.DialAuth(context.Background(), sh.Addr, "vm-c", testKey, control.DialOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,7 +115,10 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("kernel profile: %w", err)
+		if f.vmlinuz != "" {
+			return nil, fmt.Errorf("kernel profile from %s: %w (is it the guest's own kernel image?)", f.vmlinuz, err)
+		}
+		return nil, fmt.Errorf("kernel profile from guest memory: %w (is this the memory of a Linux x86-64 guest? --vmlinuz with the guest's kernel image may help)", err)
 	}
 	s.profileTime = time.Since(t0)
 	log.Debug().Str("release", prof.Release()).Int("symbols", prof.SymbolCount()).Dur("took", s.profileTime).Msg("kernel profile")

@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
-	"github.com/vmemtrans/vmemtrans/fabric/store"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
 	"github.com/vmemtrans/vmemtrans/rdma"
 	"github.com/vmemtrans/vmemtrans/tcpfallback"
 )
@@ -18,32 +16,15 @@ import (
 // On a host without RDMA (or with --rdma off) the dialer falls back to TCP
 // and the transport works.
 func TestDialTransportFallsBackToTCP(t *testing.T) {
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := bytes.Repeat([]byte{7}, 32)
-	keys, err := control.NewKeyring(map[string][]byte{control.AnyVM: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
+	sh := controltest.Start(t, controltest.SharedKey(t, key))
 	log = zerolog.Nop()
 	modes := []string{"off"}
 	if devs, _ := rdma.Discover(); len(devs) == 0 {
 		modes = append(modes, "auto")
 	}
 	for _, mode := range modes {
-		tr, err := dialTransport(context.Background(), l.Addr().String(), "vm", key, mode, tcpfallback.Options{Slots: 4})
+		tr, err := dialTransport(context.Background(), sh.Addr, "vm", key, mode, tcpfallback.Options{Slots: 4})
 		if err != nil {
 			t.Fatalf("mode %s: %v", mode, err)
 		}
@@ -60,7 +41,7 @@ func TestDialTransportFallsBackToTCP(t *testing.T) {
 		}
 		tr.Close()
 	}
-	if _, err := dialTransport(context.Background(), l.Addr().String(), "vm", key, "nosuchdev", tcpfallback.Options{Slots: 4}); err == nil {
+	if _, err := dialTransport(context.Background(), sh.Addr, "vm", key, "nosuchdev", tcpfallback.Options{Slots: 4}); err == nil {
 		t.Fatal("a named device that does not exist must be an error, not a silent fallback")
 	}
 }
