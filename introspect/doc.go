@@ -5,7 +5,8 @@
 // with per-range errors, so the same code runs on a raw image, a QEMU ELF
 // dump, a live QEMU guest's memory file, or the split-memory fabric.
 //
-// Sub-packages, in dependency order: physmem (readers), paging (x86-64
+// Sub-packages, in dependency order: physmem (the reading contract), image
+// (memory images and live QEMU memory files), paging (x86-64
 // translation, batched level by level), profile (pure: symbols and BTF type
 // layout of one kernel build), kernel (live: a profile bound to a reader, CR3
 // and the KASLR slide), linux (walkers and IDS checks over a kernel).

@@ -12,8 +12,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/vmemtrans/vmemtrans/fabric"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
 // lane is one queue pair with its staging pages and the state of the chain

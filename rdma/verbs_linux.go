@@ -119,8 +119,9 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/vmemtrans/vmemtrans/fabric"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
 // Built reports whether this binary carries the verbs binding.

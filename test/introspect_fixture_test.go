@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/kernel"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
@@ -46,7 +47,7 @@ type fixtureTruth struct {
 
 type fixture struct {
 	name  string
-	img   *physmem.Image
+	img   *image.Image
 	truth *fixtureTruth
 }
 
@@ -80,7 +81,7 @@ func loadFixture(tb testing.TB, name string) *fixture {
 	if err := json.Unmarshal(data, &truth); err != nil {
 		tb.Fatalf("%s: %v", truthFile, err)
 	}
-	img, err := physmem.Open(mem)
+	img, err := image.Open(mem)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -359,7 +360,7 @@ func TestFixtureCLI(t *testing.T) {
 // countingReader counts the physical reads a walk issues: batches, ranges
 // and distinct pages. It keeps the wrapped image's CPU state visible.
 type countingReader struct {
-	*physmem.Image
+	*image.Image
 	mu      sync.Mutex
 	batches int
 	ranges  int

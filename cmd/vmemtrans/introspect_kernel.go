@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/kernel"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
@@ -12,7 +13,7 @@ import (
 // bindKernel binds a profile to guest memory: the running kernel as a
 // linux.Target. live carries the registers QMP gave; a dump's own CPU notes
 // are used otherwise, and without either the kernel is found by scanning.
-func bindKernel(r physmem.Reader, prof *profile.Profile, live *physmem.CPUState) (*kernel.Kernel, error) {
+func bindKernel(r physmem.Reader, prof *profile.Profile, live *image.CPUState) (*kernel.Kernel, error) {
 	var opt kernel.Options
 	if live != nil {
 		opt.CR3, opt.Mode = live.CR3, paging.ModeFromCR4(live.CR4)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
 	"github.com/vmemtrans/vmemtrans/introspect/qemu"
 )
@@ -73,11 +73,11 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("%w: --pause needs a live guest (--qmp)", errSource)
 	}
 	s := &session{}
-	var img *physmem.Image
-	var live *physmem.CPUState
+	var img *image.Image
+	var live *image.CPUState
 	var err error
 	if f.image != "" {
-		if img, err = physmem.Open(f.image); err != nil {
+		if img, err = image.Open(f.image); err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, img.Close)
@@ -99,8 +99,8 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 			s.Close()
 			return nil, err
 		}
-		live = &physmem.CPUState{CR3: cr3, CR4: cr4, HasControl: true}
-		if img, err = physmem.OpenMemFile(f.memPath, nil); err != nil {
+		live = &image.CPUState{CR3: cr3, CR4: cr4, HasControl: true}
+		if img, err = image.OpenMemFile(f.memPath, nil); err != nil {
 			s.Close()
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
@@ -58,7 +59,7 @@ func TestIntegrationRealGuest(t *testing.T) {
 			if tr.Memory == nil {
 				t.Skip("fixture has no memory dump")
 			}
-			img, err := physmem.Open(filepath.Join(filepath.Dir(tj), tr.Memory.File))
+			img, err := image.Open(filepath.Join(filepath.Dir(tj), tr.Memory.File))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,9 +125,9 @@ func TestIntegrationRealGuest(t *testing.T) {
 	}
 }
 
-func openRealGuest(b *testing.B) *physmem.Image {
+func openRealGuest(b *testing.B) *image.Image {
 	b.Helper()
-	img, err := physmem.Open("../../test/fixtures/linux-6.1-clean/memory.elf.zst")
+	img, err := image.Open("../../test/fixtures/linux-6.1-clean/memory.elf.zst")
 	if err != nil {
 		b.Skipf("no real-guest fixture (%v): run make fixtures", err)
 	}

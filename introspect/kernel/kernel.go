@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
@@ -24,9 +25,9 @@ type Options struct {
 }
 
 // cpuStater is implemented by readers that carry vCPU registers
-// (physmem.Image from a QEMU ELF dump).
+// (image.Image from a QEMU ELF dump).
 type cpuStater interface {
-	CPUs() []physmem.CPUState
+	CPUs() []image.CPUState
 }
 
 // Method says how New found the slide.

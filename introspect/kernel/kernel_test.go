@@ -9,10 +9,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/image/imagetest"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/paging/pagingtest"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
 )
 
@@ -158,7 +159,7 @@ func TestProbeAndScanAgree(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := bootGuest(t, c.mode, c.textPhys, c.slide)
-			r := physmem.NewBytes(g.mem)
+			r := image.NewBytes(g.mem)
 			_, p := realKernel(t)
 			probed, err := New(r, p, Options{CR3: g.cr3 | 0x1001 /* PCID, PTI user bit */, Mode: c.mode})
 			if err != nil {
@@ -179,11 +180,11 @@ func TestProbeAndScanAgree(t *testing.T) {
 
 func TestCR3FromDumpNotes(t *testing.T) {
 	g := bootGuest(t, paging.FourLevel, 0x3400000, 0x8000000)
-	dump := physmemtest.BuildDump(physmemtest.DumpSpec{
-		Segments: physmemtest.SplitContent(g.mem, 3),
-		CPUs:     []physmemtest.DumpCPU{{CR3: g.cr3, CR4: 0x3506f0 &^ paging.CR4LA57}},
+	dump := imagetest.BuildDump(imagetest.DumpSpec{
+		Segments: imagetest.SplitContent(g.mem, 3),
+		CPUs:     []imagetest.DumpCPU{{CR3: g.cr3, CR4: 0x3506f0 &^ paging.CR4LA57}},
 	})
-	img, err := physmem.NewDumpBytes(dump)
+	img, err := image.NewDumpBytes(dump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestCR3FromDumpNotes(t *testing.T) {
 
 func TestNoKernelThere(t *testing.T) {
 	_, p := realKernel(t)
-	r := physmem.NewBytes(make([]byte, 8<<20))
+	r := image.NewBytes(make([]byte, 8<<20))
 	if _, err := New(r, p, Options{}); !errors.Is(err, ErrNoInitTask) {
 		t.Errorf("scan of empty memory: %v, want ErrNoInitTask", err)
 	}
@@ -213,7 +214,7 @@ func TestStaleCR3FallsBackToScan(t *testing.T) {
 	g := bootGuest(t, paging.FourLevel, 0x2200000, 0x12400000)
 	_, p := realKernel(t)
 	// a page of zeros: no slide maps init_task through it
-	k, err := New(physmem.NewBytes(g.mem), p, Options{CR3: 0x1000})
+	k, err := New(image.NewBytes(g.mem), p, Options{CR3: 0x1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
@@ -46,7 +47,7 @@ func FuzzTranslate(f *testing.F) {
 		if five {
 			mode = paging.FiveLevel
 		}
-		tr := paging.New(physmem.NewBytes(mem), cr3, mode)
+		tr := paging.New(image.NewBytes(mem), cr3, mode)
 		vas := []uint64{va1, va2, va1 ^ 0x1000, va2 + 8}
 		for round := 0; round < 2; round++ { // the second round is served from the cache
 			res, _ := tr.Translate(vas)

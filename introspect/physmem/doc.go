@@ -1,25 +1,17 @@
-// Package physmem defines the physical-memory reading interface every
-// introspection component reads through, and its implementations.
+// Package physmem is the contract every introspection component reads guest
+// physical memory through, and nothing else: the batch Reader, its Range, its
+// sentinel errors, and helpers that work over any Reader.
 //
 // Contract: a Reader serves batches of ranges. Each range succeeds or fails
 // on its own (Range.Err); a batch with failures returns an error wrapping
-// ErrPartial and never stops at the first failure. An address no memory
+// ErrPartial and never stops at the first failure. Every failed range has its
+// Err set, also when the whole batch fails at once. An address no memory
 // backs fails with ErrOutOfRange. Zero-length ranges always succeed. Readers
 // are safe for concurrent use.
 //
-// Implementations, all returning *Image:
-//   - NewBytes: a byte slice whose index is the physical address (tests).
-//   - OpenRaw: a raw image file whose offset is the physical address,
-//     mapped read-only.
-//   - ParseDump / OpenDump: a QEMU dump-guest-memory ELF core (paging=false):
-//     PT_LOAD segments placed by p_paddr, per-CPU registers (CR3, CR4) from
-//     the NT_PRSTATUS and "QEMU" notes, VMCOREINFO text.
-//   - Open: sniffs the file (zstd, then ELF core or raw). zstd input is
-//     decompressed into an anonymous memory file and mapped, so a large
-//     image never sits twice in the Go heap.
-//   - OpenMemFile: a live QEMU guest's memory-backend-file, placed in guest
-//     physical space by a Layout (PCLayout, Q35Layout), read with pread so a
-//     hole in the file is never allocated by the reader.
-//
-// WithLatency wraps any Reader to model remote memory in benchmarks.
+// Implementations live beside it: introspect/image (raw, zstd and QEMU ELF
+// images, live QEMU memory files) and fabric.Memory (a split-memory VM read
+// through the location map). physmemtest holds the conformance suite every
+// implementation runs, and a fault-injecting reader for tests of the code
+// above. WithLatency wraps any Reader to model remote memory in benchmarks.
 package physmem

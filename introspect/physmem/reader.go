@@ -1,5 +1,3 @@
-// Package physmem defines the physical-memory reading interface every
-// introspection component reads through, and its implementations.
 package physmem
 
 import "errors"

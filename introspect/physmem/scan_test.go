@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
@@ -41,7 +42,7 @@ func TestScanFindsEveryMatchAcrossChunksAndHoles(t *testing.T) {
 	}
 	hidden := uint64(20 << 20) // in a hole: must not be reported
 	copy(mem[hidden+100:], pattern)
-	r := holeReader{physmem.NewBytes(mem), hidden}
+	r := holeReader{image.NewBytes(mem), hidden}
 	var got []uint64
 	physmem.Scan(r, pattern, func(pa uint64) bool { got = append(got, pa); return true })
 	if !slices.Equal(got, want) {
@@ -59,7 +60,7 @@ func TestReadLenientZeroesUnreadablePages(t *testing.T) {
 	for i := range mem {
 		mem[i] = 0xAA
 	}
-	buf := physmem.ReadLenient(holeReader{physmem.NewBytes(mem), 4096}, 2048, make([]byte, 3*4096))
+	buf := physmem.ReadLenient(holeReader{image.NewBytes(mem), 4096}, 2048, make([]byte, 3*4096))
 	for i, b := range buf {
 		pa := 2048 + i
 		want := byte(0xAA)

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 )
 
 // BenchmarkFromVmlinuz is the whole level-1 load: read, unxz, BCJ, parse.
@@ -35,7 +35,7 @@ func BenchmarkFromVmlinux(b *testing.B) {
 // BenchmarkFromMemory is the level-2 load from a 160 MiB guest.
 func BenchmarkFromMemory(b *testing.B) {
 	vmlinux, _ := realKernel(b)
-	r := physmem.NewBytes(guestImage(b, vmlinux, 0x5000000, 0x1c600000, 160<<20))
+	r := image.NewBytes(guestImage(b, vmlinux, 0x5000000, 0x1c600000, 160<<20))
 	b.SetBytes(int64(r.Size()))
 	for b.Loop() {
 		if _, _, err := FromMemory(r, MemoryOptions{}); err != nil {

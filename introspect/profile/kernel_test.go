@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 )
 
 // The tests below run on a real Debian kernel image: the project fixture
@@ -167,7 +167,7 @@ func TestFromMemoryEqualsVmlinuz(t *testing.T) {
 	vmlinux, want := realKernel(t)
 	const textPhys, slide = 0x5000000, 0x1c600000
 	mem := guestImage(t, vmlinux, textPhys, slide, 160<<20)
-	got, info, err := FromMemory(physmem.NewBytes(mem), MemoryOptions{})
+	got, info, err := FromMemory(image.NewBytes(mem), MemoryOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestFromMemoryEqualsVmlinuz(t *testing.T) {
 }
 
 func TestFromMemoryWithoutKernel(t *testing.T) {
-	if _, _, err := FromMemory(physmem.NewBytes(make([]byte, 1<<20)), MemoryOptions{}); !errors.Is(err, ErrKallsyms) {
+	if _, _, err := FromMemory(image.NewBytes(make([]byte, 1<<20)), MemoryOptions{}); !errors.Is(err, ErrKallsyms) {
 		t.Errorf("empty memory: err = %v, want ErrKallsyms", err)
 	}
 }

@@ -1,9 +1,9 @@
 // Package qemu talks to a running QEMU guest over QMP: vCPU registers from the human monitor's
 // "info registers -a" (CR3 and CR4 above all, for page-table walks), pause
 // and resume, run state, and dump-guest-memory into an ELF core that
-// physmem.Open reads.
+// image.Open reads.
 //
-// Guest memory itself is read by physmem.OpenMemFile from the guest's
+// Guest memory itself is read by image.OpenMemFile from the guest's
 // memory-backend-file; this package only supplies what the memory cannot:
 // registers and run control. Pause the guest for a consistent view.
 //

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/qemu"
 )
@@ -71,12 +72,12 @@ func TestIntegrationQEMU(t *testing.T) {
 	if err := m.DumpGuestMemory(ctx, dumpPath); err != nil {
 		t.Fatal(err)
 	}
-	dump, err := physmem.Open(dumpPath)
+	dump, err := image.Open(dumpPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dump.Close()
-	live, err := physmem.OpenMemFile(mem, nil)
+	live, err := image.OpenMemFile(mem, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestIntegrationQEMU(t *testing.T) {
 	if len(cpus) != 1 || !cpus[0].HasControl || cpus[0].CR0 != regs[0].CR0 || cpus[0].CR3 != regs[0].CR3 {
 		t.Fatalf("dump CPUs %+v, monitor registers %+v", cpus, regs[0])
 	}
-	if dump.Format() != physmem.FormatELFDump || live.Size() != 64<<20 {
+	if dump.Format() != image.FormatELFDump || live.Size() != 64<<20 {
 		t.Fatalf("dump format %s, live size %#x", dump.Format(), live.Size())
 	}
 	a := []physmem.Range{{Addr: 0, Buf: make([]byte, 0xa0000)}, {Addr: 1 << 20, Buf: make([]byte, 63<<20)}}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/image/imagetest"
 	"github.com/vmemtrans/vmemtrans/introspect/qemu"
 )
 
@@ -104,9 +104,9 @@ func (f *fakeQMP) serve(c net.Conn, regs string) {
 				Protocol string `json:"protocol"`
 			}
 			json.Unmarshal(cmd.Arguments, &a)
-			dump := physmemtest.BuildDump(physmemtest.DumpSpec{
-				Segments: []physmemtest.DumpSegment{{Phys: 0, Data: []byte("guest ram page")}},
-				CPUs:     []physmemtest.DumpCPU{{CR3: 0x1944000, CR4: 0x6f0}},
+			dump := imagetest.BuildDump(imagetest.DumpSpec{
+				Segments: []imagetest.DumpSegment{{Phys: 0, Data: []byte("guest ram page")}},
+				CPUs:     []imagetest.DumpCPU{{CR3: 0x1944000, CR4: 0x6f0}},
 			})
 			if a.Paging || !strings.HasPrefix(a.Protocol, "file:") || os.WriteFile(strings.TrimPrefix(a.Protocol, "file:"), dump, 0o600) != nil {
 				enc.Encode(map[string]any{"error": map[string]string{"class": "GenericError", "desc": fmt.Sprintf("bad dump %+v", a)}})
@@ -159,7 +159,7 @@ func TestMonitor(t *testing.T) {
 	if err := m.DumpGuestMemory(ctx, dumpPath); err != nil {
 		t.Fatal(err)
 	}
-	img, err := physmem.Open(dumpPath)
+	img, err := image.Open(dumpPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
 // Entry bits the builder writes.
@@ -40,7 +40,7 @@ func NewBuilder(mode paging.Mode, memSize, tableBase uint64) *Builder {
 func (b *Builder) CR3() uint64 { return b.root }
 
 // Reader serves Mem as physical memory.
-func (b *Builder) Reader() *physmem.Image { return physmem.NewBytes(b.Mem) }
+func (b *Builder) Reader() *image.Image { return image.NewBytes(b.Mem) }
 
 func (b *Builder) alloc() uint64 {
 	pa := b.next

@@ -56,6 +56,7 @@ func Run(t *testing.T, newReader NewReader) {
 		checkBatch(t, r, content, batch)
 	})
 	t.Run("OutOfRange", func(t *testing.T) { checkOutOfRange(t, r, content) })
+	t.Run("AllFail", func(t *testing.T) { checkAllFail(t, r, content) })
 	t.Run("ZeroLength", func(t *testing.T) {
 		batch := []physmem.Range{
 			{Addr: 0, Buf: []byte{}},
@@ -146,5 +147,29 @@ func checkOutOfRange(t *testing.T, r physmem.Reader, content []byte) {
 		if !errors.Is(batch[i].Err, physmem.ErrOutOfRange) {
 			t.Errorf("range %d at %#x+%d: err %v, want ErrOutOfRange", i, batch[i].Addr, len(batch[i].Buf), batch[i].Err)
 		}
+	}
+}
+
+// checkAllFail asserts that a batch in which every range fails sets every
+// range's Err, and that a stale Err from an earlier use of a Range is cleared
+// when the range now succeeds.
+func checkAllFail(t *testing.T, r physmem.Reader, content []byte) {
+	size := uint64(len(content))
+	batch := []physmem.Range{
+		{Addr: size, Buf: make([]byte, 8)},
+		{Addr: 1 << 41, Buf: make([]byte, 4096)},
+		{Addr: ^uint64(0) - 1, Buf: make([]byte, 4)},
+	}
+	if err := r.ReadPhys(batch); !errors.Is(err, physmem.ErrPartial) {
+		t.Fatalf("batch of only bad ranges returned %v, want ErrPartial", err)
+	}
+	for i, rg := range batch {
+		if !errors.Is(rg.Err, physmem.ErrOutOfRange) {
+			t.Errorf("range %d of an all-bad batch: err %v, want ErrOutOfRange", i, rg.Err)
+		}
+	}
+	stale := []physmem.Range{{Addr: 0, Buf: make([]byte, 64), Err: errors.New("stale")}}
+	if err := r.ReadPhys(stale); err != nil || stale[0].Err != nil {
+		t.Errorf("good range with a stale Err: batch %v, range %v", err, stale[0].Err)
 	}
 }

@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 func decompressZstd(src io.Reader, path string) (*os.File, error) {
 	dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
-		return nil, fmt.Errorf("physmem: zstd %s: %w", path, err)
+		return nil, fmt.Errorf("image: zstd %s: %w", path, err)
 	}
 	defer dec.Close()
 	out, err := anonFile("vmemtrans-" + filepath.Base(path))
@@ -23,7 +23,7 @@ func decompressZstd(src io.Reader, path string) (*os.File, error) {
 	}
 	if _, err := dec.WriteTo(out); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("physmem: decompress %s: %w: %w", path, ErrFormat, err)
+		return nil, fmt.Errorf("image: decompress %s: %w: %w", path, ErrFormat, err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package physmem_test
+package image_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
@@ -14,17 +15,17 @@ const gib = 1 << 30
 func TestPCLayout(t *testing.T) {
 	cases := []struct {
 		ram  uint64
-		want physmem.Layout
+		want image.Layout
 	}{
-		{1 * gib, physmem.Layout{{Phys: 0, FileOff: 0, Size: 1 * gib}}},
-		{3 * gib, physmem.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}}},
+		{1 * gib, image.Layout{{Phys: 0, FileOff: 0, Size: 1 * gib}}},
+		{3 * gib, image.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}}},
 		// Below the traditional 3.5 GiB split all RAM stays low.
-		{3*gib + gib/4, physmem.Layout{{Phys: 0, FileOff: 0, Size: 3*gib + gib/4}}},
-		{4 * gib, physmem.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}, {Phys: 4 * gib, FileOff: 3 * gib, Size: gib}}},
-		{8 * gib, physmem.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}, {Phys: 4 * gib, FileOff: 3 * gib, Size: 5 * gib}}},
+		{3*gib + gib/4, image.Layout{{Phys: 0, FileOff: 0, Size: 3*gib + gib/4}}},
+		{4 * gib, image.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}, {Phys: 4 * gib, FileOff: 3 * gib, Size: gib}}},
+		{8 * gib, image.Layout{{Phys: 0, FileOff: 0, Size: 3 * gib}, {Phys: 4 * gib, FileOff: 3 * gib, Size: 5 * gib}}},
 	}
 	for _, c := range cases {
-		got := physmem.PCLayout(c.ram)
+		got := image.PCLayout(c.ram)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("PCLayout(%#x) = %+v, want %+v", c.ram, got, c.want)
 		}
@@ -32,10 +33,10 @@ func TestPCLayout(t *testing.T) {
 			t.Errorf("PCLayout(%#x).RAMSize() = %#x", c.ram, got.RAMSize())
 		}
 	}
-	if got := physmem.Q35Layout(4 * gib); !reflect.DeepEqual(got, physmem.Layout{{0, 0, 2 * gib}, {4 * gib, 2 * gib, 2 * gib}}) {
+	if got := image.Q35Layout(4 * gib); !reflect.DeepEqual(got, image.Layout{{0, 0, 2 * gib}, {4 * gib, 2 * gib, 2 * gib}}) {
 		t.Errorf("Q35Layout(4G) = %+v", got)
 	}
-	if got := physmem.Q35Layout(2 * gib); len(got) != 1 {
+	if got := image.Q35Layout(2 * gib); len(got) != 1 {
 		t.Errorf("Q35Layout(2G) = %+v, want one low mapping", got)
 	}
 }
@@ -47,7 +48,7 @@ func TestMemFileSplit(t *testing.T) {
 	for i := range ram {
 		ram[i] = byte(i / 4096)
 	}
-	img, err := physmem.OpenMemFile(writeFile(t, "guest.mem", ram), physmem.SplitLayout(uint64(len(ram)), 4*4096))
+	img, err := image.OpenMemFile(writeFile(t, "guest.mem", ram), image.SplitLayout(uint64(len(ram)), 4*4096))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestMemFileSplit(t *testing.T) {
 		{Addr: 4*gib - 1, Buf: make([]byte, 2)},
 	}
 	if err := img.ReadPhys(batch); !errors.Is(err, physmem.ErrPartial) {
-		t.Fatalf("ReadPhys = %v, want ErrPartial", err)
+		t.Fatalf("ReadPhys = %v, want physmem.ErrPartial", err)
 	}
 	if batch[0].Err != nil || !bytes.Equal(batch[0].Buf, ram[3*4096:4*4096]) {
 		t.Errorf("low RAM: %v", batch[0].Err)
@@ -72,14 +73,14 @@ func TestMemFileSplit(t *testing.T) {
 	}
 	for _, i := range []int{2, 3} {
 		if !errors.Is(batch[i].Err, physmem.ErrOutOfRange) {
-			t.Errorf("range %d in the PCI hole: %v, want ErrOutOfRange", i, batch[i].Err)
+			t.Errorf("range %d in the PCI hole: %v, want physmem.ErrOutOfRange", i, batch[i].Err)
 		}
 	}
 }
 
 func TestMemFileLayoutBeyondFile(t *testing.T) {
-	_, err := physmem.OpenMemFile(writeFile(t, "small.mem", make([]byte, 4096)), physmem.PCLayout(gib))
-	if !errors.Is(err, physmem.ErrFormat) {
+	_, err := image.OpenMemFile(writeFile(t, "small.mem", make([]byte, 4096)), image.PCLayout(gib))
+	if !errors.Is(err, image.ErrFormat) {
 		t.Fatalf("layout larger than the file: %v, want ErrFormat", err)
 	}
 }

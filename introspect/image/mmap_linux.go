@@ -1,6 +1,6 @@
 //go:build linux
 
-package physmem
+package image
 
 import (
 	"fmt"
@@ -19,11 +19,11 @@ func mapFile(f *os.File, size int64) (io.ReaderAt, func() error, error) {
 		return memory{}, func() error { return nil }, nil
 	}
 	if size < 0 || uint64(size) > math.MaxInt {
-		return nil, nil, fmt.Errorf("physmem: map %s: size %d too large", f.Name(), size)
+		return nil, nil, fmt.Errorf("image: map %s: size %d too large", f.Name(), size)
 	}
 	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return nil, nil, fmt.Errorf("physmem: map %s: %w", f.Name(), err)
+		return nil, nil, fmt.Errorf("image: map %s: %w", f.Name(), err)
 	}
 	return memory(b), func() error { return unix.Munmap(b) }, nil
 }
@@ -33,7 +33,7 @@ func mapFile(f *os.File, size int64) (io.ReaderAt, func() error, error) {
 func anonFile(name string) (*os.File, error) {
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: memfd %s: %w", name, err)
+		return nil, fmt.Errorf("image: memfd %s: %w", name, err)
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }

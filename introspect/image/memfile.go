@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import (
 	"fmt"
@@ -17,12 +17,12 @@ type readerAt = io.ReaderAt
 func OpenMemFile(path string, layout Layout) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: open guest memory file: %w", err)
+		return nil, fmt.Errorf("image: open guest memory file: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("physmem: stat %s: %w", path, err)
+		return nil, fmt.Errorf("image: stat %s: %w", path, err)
 	}
 	if layout == nil {
 		layout = PCLayout(uint64(st.Size()))
@@ -36,5 +36,5 @@ func OpenMemFile(path string, layout Layout) (*Image, error) {
 		}
 	}
 	f.Close()
-	return nil, fmt.Errorf("physmem: %s: %w", path, err)
+	return nil, fmt.Errorf("image: %s: %w", path, err)
 }

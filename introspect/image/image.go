@@ -1,10 +1,12 @@
-package physmem
+package image
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
 // Format names the kind of file an Image was built from.
@@ -28,7 +30,7 @@ type segment struct {
 
 func (s segment) end() uint64 { return s.phys + s.length }
 
-// Image is a Reader over a set of non-overlapping physical segments, with
+// Image is a physmem.Reader over a set of non-overlapping physical segments, with
 // whatever CPU state the source carried. It is safe for concurrent use.
 type Image struct {
 	segs       []segment // sorted by phys, non-overlapping
@@ -48,7 +50,7 @@ func newImage(format Format, segs []segment) (*Image, error) {
 			continue
 		}
 		if s.phys+s.length < s.phys {
-			return nil, fmt.Errorf("physmem: segment at %#x+%#x wraps the address space: %w", s.phys, s.length, ErrFormat)
+			return nil, fmt.Errorf("image: segment at %#x+%#x wraps the address space: %w", s.phys, s.length, ErrFormat)
 		}
 		kept = append(kept, s)
 	}
@@ -56,7 +58,7 @@ func newImage(format Format, segs []segment) (*Image, error) {
 	var size uint64
 	for i, s := range kept {
 		if i > 0 && s.phys < kept[i-1].end() {
-			return nil, fmt.Errorf("physmem: segments at %#x and %#x overlap: %w", kept[i-1].phys, s.phys, ErrFormat)
+			return nil, fmt.Errorf("image: segments at %#x and %#x overlap: %w", kept[i-1].phys, s.phys, ErrFormat)
 		}
 		size = s.end()
 	}
@@ -89,8 +91,8 @@ func (m *Image) Close() error {
 	return errors.Join(errs...)
 }
 
-// ReadPhys implements Reader.
-func (m *Image) ReadPhys(ranges []Range) error {
+// ReadPhys implements physmem.Reader.
+func (m *Image) ReadPhys(ranges []physmem.Range) error {
 	failed := 0
 	for i := range ranges {
 		r := &ranges[i]
@@ -107,7 +109,7 @@ func batchError(failed, total int) error {
 	if failed == 0 {
 		return nil
 	}
-	return fmt.Errorf("physmem: %d of %d ranges failed: %w", failed, total, ErrPartial)
+	return fmt.Errorf("image: %d of %d ranges failed: %w", failed, total, physmem.ErrPartial)
 }
 
 func (m *Image) readOne(addr uint64, buf []byte) error {
@@ -134,7 +136,7 @@ func (m *Image) readOne(addr uint64, buf []byte) error {
 			if err == nil {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("physmem: read %#x+%d: %w", addr, n, err)
+			return fmt.Errorf("image: read %#x+%d: %w", addr, n, err)
 		}
 		done += k
 		i++
@@ -143,5 +145,5 @@ func (m *Image) readOne(addr uint64, buf []byte) error {
 }
 
 func outOfRange(addr, n uint64) error {
-	return fmt.Errorf("physmem: read %#x+%d: %w", addr, n, ErrOutOfRange)
+	return fmt.Errorf("image: read %#x+%d: %w", addr, n, physmem.ErrOutOfRange)
 }

@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import (
 	"bytes"
@@ -30,25 +30,25 @@ var le = binary.LittleEndian
 
 // ParseDump reads a QEMU dump-guest-memory ELF core (paging=false) of size
 // bytes from src. PT_LOAD segments are placed at their p_paddr (the guest
-// physical address); gaps between them read as ErrOutOfRange. src must stay
+// physical address); gaps between them read as physmem.ErrOutOfRange. src must stay
 // readable while the Image is used.
 func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 	if size < elfHeaderSize {
-		return nil, fmt.Errorf("physmem: elf dump: %d bytes, shorter than the header: %w", size, ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: %d bytes, shorter than the header: %w", size, ErrFormat)
 	}
 	h := make([]byte, elfHeaderSize)
 	if _, err := src.ReadAt(h, 0); err != nil {
-		return nil, fmt.Errorf("physmem: elf dump: read header: %w", err)
+		return nil, fmt.Errorf("image: elf dump: read header: %w", err)
 	}
 	switch {
 	case !bytes.Equal(h[:4], elfMagic):
-		return nil, fmt.Errorf("physmem: elf dump: no ELF magic: %w", ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: no ELF magic: %w", ErrFormat)
 	case h[4] != elfClass64 || h[5] != elfDataLSB:
-		return nil, fmt.Errorf("physmem: elf dump: not ELF64 little-endian (class %d, data %d): %w", h[4], h[5], ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: not ELF64 little-endian (class %d, data %d): %w", h[4], h[5], ErrFormat)
 	case le.Uint16(h[16:]) != elfTypeCore:
-		return nil, fmt.Errorf("physmem: elf dump: type %d is not a core file: %w", le.Uint16(h[16:]), ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: type %d is not a core file: %w", le.Uint16(h[16:]), ErrFormat)
 	case le.Uint16(h[18:]) != elfMachX86_64 && le.Uint16(h[18:]) != elfMach386:
-		return nil, fmt.Errorf("physmem: elf dump: machine %d is not x86: %w", le.Uint16(h[18:]), ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: machine %d is not x86: %w", le.Uint16(h[18:]), ErrFormat)
 	}
 	// QEMU marks the dump EM_386 when the vCPU was not in long mode (firmware,
 	// early boot); its NT_PRSTATUS notes then have the 32-bit layout, so only
@@ -57,7 +57,7 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 	phoff, phentsize := le.Uint64(h[32:]), uint64(le.Uint16(h[54:]))
 	phnum := uint64(le.Uint16(h[56:]))
 	if phentsize < elfPhdrSize {
-		return nil, fmt.Errorf("physmem: elf dump: program header size %d < %d: %w", phentsize, elfPhdrSize, ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: program header size %d < %d: %w", phentsize, elfPhdrSize, ErrFormat)
 	}
 	if phnum == elfPNXNum {
 		n, err := extendedPhnum(src, size, h)
@@ -67,11 +67,11 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 		phnum = n
 	}
 	if phnum > maxPhdrs || phoff > uint64(size) || phnum*phentsize > uint64(size)-phoff {
-		return nil, fmt.Errorf("physmem: elf dump: %d program headers at %#x exceed the file: %w", phnum, phoff, ErrFormat)
+		return nil, fmt.Errorf("image: elf dump: %d program headers at %#x exceed the file: %w", phnum, phoff, ErrFormat)
 	}
 	table := make([]byte, phnum*phentsize)
 	if _, err := src.ReadAt(table, int64(phoff)); err != nil {
-		return nil, fmt.Errorf("physmem: elf dump: read program headers: %w", err)
+		return nil, fmt.Errorf("image: elf dump: read program headers: %w", err)
 	}
 	var segs []segment
 	for i := uint64(0); i < phnum; i++ {
@@ -79,12 +79,12 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 		typ, off, paddr := le.Uint32(p), le.Uint64(p[8:]), le.Uint64(p[24:])
 		filesz, memsz := le.Uint64(p[32:]), le.Uint64(p[40:])
 		if off > uint64(size) || filesz > uint64(size)-off {
-			return nil, fmt.Errorf("physmem: elf dump: segment %d (%#x+%#x) beyond the file end %#x: %w", i, off, filesz, size, ErrFormat)
+			return nil, fmt.Errorf("image: elf dump: segment %d (%#x+%#x) beyond the file end %#x: %w", i, off, filesz, size, ErrFormat)
 		}
 		switch typ {
 		case ptLoad:
 			if filesz > memsz {
-				return nil, fmt.Errorf("physmem: elf dump: segment %d file size %#x > memory size %#x: %w", i, filesz, memsz, ErrFormat)
+				return nil, fmt.Errorf("image: elf dump: segment %d file size %#x > memory size %#x: %w", i, filesz, memsz, ErrFormat)
 			}
 			segs = append(segs, segment{phys: paddr, length: filesz, src: src, off: off})
 			if memsz > filesz {
@@ -92,11 +92,11 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 			}
 		case ptNote:
 			if filesz > maxNoteBytes {
-				return nil, fmt.Errorf("physmem: elf dump: note segment %d of %d bytes too large: %w", i, filesz, ErrFormat)
+				return nil, fmt.Errorf("image: elf dump: note segment %d of %d bytes too large: %w", i, filesz, ErrFormat)
 			}
 			buf := make([]byte, filesz)
 			if _, err := src.ReadAt(buf, int64(off)); err != nil {
-				return nil, fmt.Errorf("physmem: elf dump: read notes: %w", err)
+				return nil, fmt.Errorf("image: elf dump: read notes: %w", err)
 			}
 			if err := notes.parse(buf); err != nil {
 				return nil, err
@@ -105,7 +105,7 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 	}
 	img, err := newImage(FormatELFDump, segs)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: elf dump: %w", err)
+		return nil, fmt.Errorf("image: elf dump: %w", err)
 	}
 	img.cpus = notes.cpus()
 	img.vmcoreinfo = notes.vmcoreinfo
@@ -119,11 +119,11 @@ func NewDumpBytes(b []byte) (*Image, error) { return ParseDump(memory(b), int64(
 func extendedPhnum(src io.ReaderAt, size int64, h []byte) (uint64, error) {
 	shoff := le.Uint64(h[40:])
 	if le.Uint16(h[58:]) < elfShdrSize || shoff > uint64(size) || uint64(size)-shoff < elfShdrSize {
-		return 0, fmt.Errorf("physmem: elf dump: PN_XNUM without a section header 0: %w", ErrFormat)
+		return 0, fmt.Errorf("image: elf dump: PN_XNUM without a section header 0: %w", ErrFormat)
 	}
 	sh := make([]byte, elfShdrSize)
 	if _, err := src.ReadAt(sh, int64(shoff)); err != nil {
-		return 0, fmt.Errorf("physmem: elf dump: read section header 0: %w", err)
+		return 0, fmt.Errorf("image: elf dump: read section header 0: %w", err)
 	}
 	return uint64(le.Uint32(sh[44:])), nil
 }
@@ -142,13 +142,13 @@ func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 func (ns *notes) parse(b []byte) error {
 	for len(b) > 0 {
 		if len(b) < 12 {
-			return fmt.Errorf("physmem: elf dump: %d trailing bytes in a note segment: %w", len(b), ErrFormat)
+			return fmt.Errorf("image: elf dump: %d trailing bytes in a note segment: %w", len(b), ErrFormat)
 		}
 		namesz, descsz, typ := uint64(le.Uint32(b)), uint64(le.Uint32(b[4:])), le.Uint32(b[8:])
 		rest := uint64(len(b) - 12)
 		// The final desc of a segment may lack its padding.
 		if align4(namesz) > rest || descsz > rest-align4(namesz) {
-			return fmt.Errorf("physmem: elf dump: note (name %d, desc %d bytes) overruns its segment: %w", namesz, descsz, ErrFormat)
+			return fmt.Errorf("image: elf dump: note (name %d, desc %d bytes) overruns its segment: %w", namesz, descsz, ErrFormat)
 		}
 		name := string(bytes.TrimRight(b[12:12+namesz], "\x00"))
 		descOff := 12 + align4(namesz)
@@ -156,12 +156,12 @@ func (ns *notes) parse(b []byte) error {
 		switch {
 		case name == "CORE" && typ == ntPRStatus && ns.prstatus64:
 			if len(desc) < prstatusMinSize {
-				return fmt.Errorf("physmem: elf dump: NT_PRSTATUS of %d bytes < %d: %w", len(desc), prstatusMinSize, ErrFormat)
+				return fmt.Errorf("image: elf dump: NT_PRSTATUS of %d bytes < %d: %w", len(desc), prstatusMinSize, ErrFormat)
 			}
 			ns.prstatus = append(ns.prstatus, desc)
 		case name == "QEMU" && typ == 0:
 			if len(desc) < qemuNoteMinSize || le.Uint32(desc) == 0 {
-				return fmt.Errorf("physmem: elf dump: QEMU cpu note of %d bytes (version %d) unusable: %w", len(desc), le.Uint32(desc), ErrFormat)
+				return fmt.Errorf("image: elf dump: QEMU cpu note of %d bytes (version %d) unusable: %w", len(desc), le.Uint32(desc), ErrFormat)
 			}
 			ns.qemu = append(ns.qemu, desc)
 		case name == vmcoreInfoName:

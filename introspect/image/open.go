@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import (
 	"bytes"
@@ -19,12 +19,12 @@ var (
 func Open(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: open image: %w", err)
+		return nil, fmt.Errorf("image: open image: %w", err)
 	}
 	head, err := sniff(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("physmem: read %s: %w", path, err)
+		return nil, fmt.Errorf("image: read %s: %w", path, err)
 	}
 	if !bytes.HasPrefix(head, zstdMagic) {
 		return openFile(f, false)
@@ -36,11 +36,11 @@ func Open(path string) (*Image, error) {
 	}
 	if head, err = sniff(mem); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("physmem: read decompressed %s: %w", path, err)
+		return nil, fmt.Errorf("image: read decompressed %s: %w", path, err)
 	}
 	if bytes.HasPrefix(head, zstdMagic) {
 		mem.Close()
-		return nil, fmt.Errorf("physmem: %s: zstd inside zstd: %w", path, ErrFormat)
+		return nil, fmt.Errorf("image: %s: zstd inside zstd: %w", path, ErrFormat)
 	}
 	return openFile(mem, true)
 }
@@ -50,7 +50,7 @@ func Open(path string) (*Image, error) {
 func OpenRaw(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: open image: %w", err)
+		return nil, fmt.Errorf("image: open image: %w", err)
 	}
 	return openAs(f, FormatRaw, false)
 }
@@ -59,7 +59,7 @@ func OpenRaw(path string) (*Image, error) {
 func OpenDump(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("physmem: open dump: %w", err)
+		return nil, fmt.Errorf("image: open dump: %w", err)
 	}
 	return openAs(f, FormatELFDump, false)
 }
@@ -78,7 +78,7 @@ func openFile(f *os.File, compressed bool) (*Image, error) {
 	head, err := sniff(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("physmem: read %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("image: read %s: %w", f.Name(), err)
 	}
 	format := FormatRaw
 	if bytes.HasPrefix(head, elfMagic) {
@@ -92,7 +92,7 @@ func openAs(f *os.File, format Format, compressed bool) (*Image, error) {
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("physmem: stat %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("image: stat %s: %w", f.Name(), err)
 	}
 	src, unmap, err := mapFile(f, st.Size())
 	if err != nil {
@@ -103,7 +103,7 @@ func openAs(f *os.File, format Format, compressed bool) (*Image, error) {
 	if format == FormatELFDump {
 		img, err = ParseDump(src, st.Size())
 		if err != nil {
-			err = fmt.Errorf("physmem: %s: %w", f.Name(), err)
+			err = fmt.Errorf("image: %s: %w", f.Name(), err)
 		}
 	} else {
 		img, err = newImage(FormatRaw, []segment{{phys: 0, length: uint64(st.Size()), src: src}})

@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import "errors"
 

@@ -1,9 +1,7 @@
-package physmemtest
+package imagetest
 
 import (
 	"encoding/binary"
-
-	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
 // DumpSegment is one PT_LOAD of a synthetic dump: Data at physical Phys.
@@ -30,6 +28,9 @@ type DumpSpec struct {
 
 var le = binary.LittleEndian
 
+// pageSize is the guest page size dump segments are aligned to.
+const pageSize = 4096
+
 // Sizes and offsets of the structures QEMU writes (target/i386/arch_dump.c).
 const (
 	prstatusSize     = 336
@@ -48,7 +49,7 @@ func SplitContent(content []byte, parts int) []DumpSegment {
 	for i := 1; i <= parts; i++ {
 		end := len(content) * i / parts
 		if i < parts {
-			end &^= fabric.PageSize - 1
+			end &^= pageSize - 1
 		}
 		if end < start {
 			end = start
@@ -115,7 +116,7 @@ func BuildDump(spec DumpSpec) []byte {
 	phdr(0, 4, uint64(len(out)), 0, uint64(len(notes)))
 	out = append(out, notes...)
 	for i, s := range spec.Segments {
-		for len(out)%fabric.PageSize != 0 {
+		for len(out)%pageSize != 0 {
 			out = append(out, 0)
 		}
 		phdr(1+i, 1, uint64(len(out)), s.Phys, uint64(len(s.Data)))

@@ -1,4 +1,4 @@
-package physmem_test
+package image_test
 
 import (
 	"os"
@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/image/imagetest"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
 )
@@ -29,7 +32,7 @@ func zstdBytes(t testing.TB, b []byte) []byte {
 	return enc.EncodeAll(b, nil)
 }
 
-func open(t testing.TB, open func(string) (*physmem.Image, error), path string) *physmem.Image {
+func open(t testing.TB, open func(string) (*image.Image, error), path string) *image.Image {
 	t.Helper()
 	img, err := open(path)
 	if err != nil {
@@ -40,26 +43,26 @@ func open(t testing.TB, open func(string) (*physmem.Image, error), path string) 
 }
 
 func testDump(content []byte) []byte {
-	return physmemtest.BuildDump(physmemtest.DumpSpec{
-		Segments: physmemtest.SplitContent(content, 3),
-		CPUs:     []physmemtest.DumpCPU{{CR3: 0x1944000, CR4: 0x6f0}},
+	return imagetest.BuildDump(imagetest.DumpSpec{
+		Segments: imagetest.SplitContent(content, 3),
+		CPUs:     []imagetest.DumpCPU{{CR3: 0x1944000, CR4: 0x6f0}},
 	})
 }
 
 func TestConformanceBytes(t *testing.T) {
-	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader { return physmem.NewBytes(c) })
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader { return image.NewBytes(c) })
 }
 
 func TestConformanceRaw(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		return open(t, physmem.OpenRaw, writeFile(t, "raw.img", c))
+		return open(t, image.OpenRaw, writeFile(t, "raw.img", c))
 	})
 }
 
 func TestConformanceOpenRaw(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		img := open(t, physmem.Open, writeFile(t, "raw.img", c))
-		if img.Format() != physmem.FormatRaw || img.Compressed() {
+		img := open(t, image.Open, writeFile(t, "raw.img", c))
+		if img.Format() != image.FormatRaw || img.Compressed() {
 			t.Fatalf("sniffed %s (compressed %v), want raw", img.Format(), img.Compressed())
 		}
 		return img
@@ -68,8 +71,8 @@ func TestConformanceOpenRaw(t *testing.T) {
 
 func TestConformanceZstdRaw(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		img := open(t, physmem.Open, writeFile(t, "raw.img.zst", zstdBytes(t, c)))
-		if img.Format() != physmem.FormatRaw || !img.Compressed() {
+		img := open(t, image.Open, writeFile(t, "raw.img.zst", zstdBytes(t, c)))
+		if img.Format() != image.FormatRaw || !img.Compressed() {
 			t.Fatalf("sniffed %s (compressed %v), want compressed raw", img.Format(), img.Compressed())
 		}
 		return img
@@ -78,7 +81,7 @@ func TestConformanceZstdRaw(t *testing.T) {
 
 func TestConformanceDumpBytes(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		img, err := physmem.NewDumpBytes(testDump(c))
+		img, err := image.NewDumpBytes(testDump(c))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,8 +91,8 @@ func TestConformanceDumpBytes(t *testing.T) {
 
 func TestConformanceDumpFile(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		img := open(t, physmem.Open, writeFile(t, "vm.elf", testDump(c)))
-		if img.Format() != physmem.FormatELFDump {
+		img := open(t, image.Open, writeFile(t, "vm.elf", testDump(c)))
+		if img.Format() != image.FormatELFDump {
 			t.Fatalf("sniffed %s, want elf-dump", img.Format())
 		}
 		return img
@@ -98,8 +101,8 @@ func TestConformanceDumpFile(t *testing.T) {
 
 func TestConformanceZstdDump(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		img := open(t, physmem.Open, writeFile(t, "vm.elf.zst", zstdBytes(t, testDump(c))))
-		if img.Format() != physmem.FormatELFDump || !img.Compressed() {
+		img := open(t, image.Open, writeFile(t, "vm.elf.zst", zstdBytes(t, testDump(c))))
+		if img.Format() != image.FormatELFDump || !img.Compressed() {
 			t.Fatalf("sniffed %s (compressed %v), want compressed elf-dump", img.Format(), img.Compressed())
 		}
 		if cpus := img.CPUs(); len(cpus) != 1 || cpus[0].CR3 != 0x1944000 {
@@ -111,12 +114,12 @@ func TestConformanceZstdDump(t *testing.T) {
 
 func TestConformanceMemFile(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		return open(t, func(p string) (*physmem.Image, error) { return physmem.OpenMemFile(p, nil) }, writeFile(t, "guest.mem", c))
+		return open(t, func(p string) (*image.Image, error) { return image.OpenMemFile(p, nil) }, writeFile(t, "guest.mem", c))
 	})
 }
 
 func TestConformanceWithLatency(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
-		return physmem.WithLatency(physmem.NewBytes(c), 0)
+		return physmem.WithLatency(image.NewBytes(c), 0)
 	})
 }

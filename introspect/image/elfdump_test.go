@@ -1,4 +1,4 @@
-package physmem_test
+package image_test
 
 import (
 	"bytes"
@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/image/imagetest"
+	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
 )
 
 // holeyDump has RAM at [0, 8K) and [1M, 1M+8K) and nothing in between, like
@@ -16,11 +18,11 @@ import (
 func holeyDump() ([]byte, []byte, []byte) {
 	low := bytes.Repeat([]byte{0xaa}, 8192)
 	high := bytes.Repeat([]byte{0xbb}, 8192)
-	return physmemtest.BuildDump(physmemtest.DumpSpec{
-		Segments: []physmemtest.DumpSegment{{Phys: 1 << 20, Data: high}, {Phys: 0, Data: low}},
-		CPUs: []physmemtest.DumpCPU{
+	return imagetest.BuildDump(imagetest.DumpSpec{
+		Segments: []imagetest.DumpSegment{{Phys: 1 << 20, Data: high}, {Phys: 0, Data: low}},
+		CPUs: []imagetest.DumpCPU{
 			{CR0: 0x80050033, CR3: 0x1944000, CR4: 0x6f0, RIP: 0xffffffff81c0ac0e, KernelGSBase: 0xffff88803ec00000},
-			{CR3: 0x2a0c001, CR4: 0x6f0 | physmem.CR4LA57, RSP: 0xffffc90000013e80},
+			{CR3: 0x2a0c001, CR4: 0x6f0 | paging.CR4LA57, RSP: 0xffffc90000013e80},
 		},
 		VMCoreInfo: "OSRELEASE=6.1.0-56-amd64\nPAGESIZE=4096\n",
 	}), low, high
@@ -28,7 +30,7 @@ func holeyDump() ([]byte, []byte, []byte) {
 
 func TestDumpHolesAndSegments(t *testing.T) {
 	dump, low, high := holeyDump()
-	img, err := physmem.NewDumpBytes(dump)
+	img, err := image.NewDumpBytes(dump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestDumpHolesAndSegments(t *testing.T) {
 		{Addr: 1 << 20, Buf: make([]byte, len(high))},
 	}
 	if err := img.ReadPhys(batch); !errors.Is(err, physmem.ErrPartial) {
-		t.Fatalf("ReadPhys = %v, want ErrPartial", err)
+		t.Fatalf("ReadPhys = %v, want physmem.ErrPartial", err)
 	}
 	if batch[0].Err != nil || !bytes.Equal(batch[0].Buf, low) {
 		t.Errorf("low segment: err %v", batch[0].Err)
@@ -52,14 +54,14 @@ func TestDumpHolesAndSegments(t *testing.T) {
 	}
 	for _, i := range []int{1, 2} {
 		if !errors.Is(batch[i].Err, physmem.ErrOutOfRange) {
-			t.Errorf("range %d in the hole: err %v, want ErrOutOfRange", i, batch[i].Err)
+			t.Errorf("range %d in the hole: err %v, want physmem.ErrOutOfRange", i, batch[i].Err)
 		}
 	}
 }
 
 func TestDumpCPUsAndVMCoreInfo(t *testing.T) {
 	dump, _, _ := holeyDump()
-	img, err := physmem.NewDumpBytes(dump)
+	img, err := image.NewDumpBytes(dump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,12 +88,12 @@ func TestDumpCPUsAndVMCoreInfo(t *testing.T) {
 }
 
 func TestDumpWithoutQEMUNotes(t *testing.T) {
-	dump := physmemtest.BuildDump(physmemtest.DumpSpec{
-		Segments:      []physmemtest.DumpSegment{{Phys: 0, Data: make([]byte, 4096)}},
-		CPUs:          []physmemtest.DumpCPU{{CR3: 0x1000, RIP: 0x1234}},
+	dump := imagetest.BuildDump(imagetest.DumpSpec{
+		Segments:      []imagetest.DumpSegment{{Phys: 0, Data: make([]byte, 4096)}},
+		CPUs:          []imagetest.DumpCPU{{CR3: 0x1000, RIP: 0x1234}},
 		OmitQEMUNotes: true,
 	})
-	img, err := physmem.NewDumpBytes(dump)
+	img, err := image.NewDumpBytes(dump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +126,8 @@ func TestDumpMalformed(t *testing.T) {
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			img, err := physmem.NewDumpBytes(b)
-			if !errors.Is(err, physmem.ErrFormat) {
+			img, err := image.NewDumpBytes(b)
+			if !errors.Is(err, image.ErrFormat) {
 				t.Fatalf("NewDumpBytes = %v, %v; want ErrFormat", img, err)
 			}
 		})
@@ -133,7 +135,7 @@ func TestDumpMalformed(t *testing.T) {
 }
 
 func TestOpenMissingFile(t *testing.T) {
-	if _, err := physmem.Open(t.TempDir() + "/none.img"); err == nil {
+	if _, err := image.Open(t.TempDir() + "/none.img"); err == nil {
 		t.Fatal("Open of a missing file succeeded")
 	}
 }
@@ -141,7 +143,7 @@ func TestOpenMissingFile(t *testing.T) {
 func TestOpenCorruptZstd(t *testing.T) {
 	b := zstdBytes(t, bytes.Repeat([]byte("guest memory "), 10000))
 	b = b[:len(b)/2]
-	if _, err := physmem.Open(writeFile(t, "cut.zst", b)); !errors.Is(err, physmem.ErrFormat) {
+	if _, err := image.Open(writeFile(t, "cut.zst", b)); !errors.Is(err, image.ErrFormat) {
 		t.Fatalf("Open of truncated zstd = %v, want ErrFormat", err)
 	}
 }
@@ -150,12 +152,12 @@ func FuzzParseDump(f *testing.F) {
 	good, _, _ := holeyDump()
 	f.Add(good)
 	f.Add(good[:64])
-	f.Add(physmemtest.BuildDump(physmemtest.DumpSpec{VMCoreInfo: "X=1"}))
+	f.Add(imagetest.BuildDump(imagetest.DumpSpec{VMCoreInfo: "X=1"}))
 	f.Add(testDump(make([]byte, 3*4096)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		img, err := physmem.NewDumpBytes(b)
+		img, err := image.NewDumpBytes(b)
 		if err != nil {
-			if !errors.Is(err, physmem.ErrFormat) {
+			if !errors.Is(err, image.ErrFormat) {
 				t.Fatalf("error %v does not wrap ErrFormat", err)
 			}
 			return
@@ -174,7 +176,7 @@ func FuzzParseDump(f *testing.F) {
 func TestDumpNotLongMode(t *testing.T) {
 	dump, _, _ := holeyDump()
 	binary.LittleEndian.PutUint16(dump[18:], 3)
-	img, err := physmem.NewDumpBytes(dump)
+	img, err := image.NewDumpBytes(dump)
 	if err != nil {
 		t.Fatal(err)
 	}

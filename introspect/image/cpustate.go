@@ -1,9 +1,10 @@
-package physmem
+package image
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// CR4LA57 is the CR4 bit that turns on 5-level paging.
-const CR4LA57 = 1 << 12
+	"github.com/vmemtrans/vmemtrans/introspect/paging"
+)
 
 // CPUState is one vCPU's registers as a dump records them. General registers
 // come from the NT_PRSTATUS note; control registers only from QEMU's own
@@ -20,7 +21,7 @@ type CPUState struct {
 }
 
 // LA57 reports whether the CPU runs with 5-level paging.
-func (c CPUState) LA57() bool { return c.CR4&CR4LA57 != 0 }
+func (c CPUState) LA57() bool { return c.CR4&paging.CR4LA57 != 0 }
 
 // Layout of x86_64_elf_prstatus as QEMU writes it (target/i386/arch_dump.c):
 // pr_reg starts at 112, user_regs_struct order r15, r14, ..., gs.

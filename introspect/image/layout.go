@@ -1,4 +1,4 @@
-package physmem
+package image
 
 import "fmt"
 
@@ -67,7 +67,7 @@ func (l Layout) segments(src readerAt, fileSize uint64) ([]segment, error) {
 	segs := make([]segment, 0, len(l))
 	for _, m := range l {
 		if m.FileOff+m.Size < m.FileOff || m.FileOff+m.Size > fileSize {
-			return nil, fmt.Errorf("physmem: layout maps file %#x+%#x beyond the file size %#x: %w", m.FileOff, m.Size, fileSize, ErrFormat)
+			return nil, fmt.Errorf("image: layout maps file %#x+%#x beyond the file size %#x: %w", m.FileOff, m.Size, fileSize, ErrFormat)
 		}
 		segs = append(segs, segment{phys: m.Phys, length: m.Size, src: src, off: m.FileOff})
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package physmem
+package image
 
 import (
 	"io"
