@@ -218,3 +218,6 @@ func (k *Kernel) Translator() *paging.Translator { return k.tr }
 func (k *Kernel) Reader() physmem.Reader { return k.r }
 
 var _ linux.Target = (*Kernel)(nil)
+
+// PagingLevels is 4 or 5, the depth of the page tables the kernel runs.
+func (k *Kernel) PagingLevels() int { return int(k.tr.Mode()) }

@@ -1,0 +1,161 @@
+package scan_test
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
+	"github.com/vmemtrans/vmemtrans/introspect/scan"
+)
+
+// naive finds every occurrence of every pattern in mem, skipping matches
+// that touch a page for which skip is true.
+func naive(mem []byte, patterns [][]byte, skip func(page uint64) bool) []scan.Match {
+	var out []scan.Match
+	for a := 0; a < len(mem); a++ {
+		for pi, p := range patterns {
+			if a+len(p) > len(mem) || !bytes.Equal(mem[a:a+len(p)], p) {
+				continue
+			}
+			bad := false
+			for pg := uint64(a) / 4096; pg <= uint64(a+len(p)-1)/4096; pg++ {
+				bad = bad || skip(pg)
+			}
+			if !bad {
+				out = append(out, scan.Match{Addr: uint64(a), Pattern: pi})
+			}
+		}
+	}
+	return out
+}
+
+func plant(mem []byte, p []byte, at ...int) {
+	for _, a := range at {
+		copy(mem[a:], p)
+	}
+}
+
+func TestScanFindsEveryMatch(t *testing.T) {
+	mem := make([]byte, 64*4096)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range mem {
+		mem[i] = byte(rng.IntN(200))
+	}
+	pats := [][]byte{[]byte("vmt_hideme"), {0xde, 0xad, 0xbe, 0xef}}
+	plant(mem, pats[0], 0, 4096-5, 5*4096-1, 17*4096+100, len(mem)-10)
+	plant(mem, pats[1], 4096-2, 9*4096-3, 9*4096+1)
+	for _, batch := range []int{1, 3, 4096} {
+		res, err := scan.Memory(image.NewBytes(mem), pats, scan.Options{BatchPages: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := naive(mem, pats, func(uint64) bool { return false })
+		if !equal(res.Matches, want) {
+			t.Fatalf("batch %d: matches %v, want %v", batch, res.Matches, want)
+		}
+		if res.BytesRead != uint64(len(mem)) {
+			t.Errorf("BytesRead %d, want %d", res.BytesRead, len(mem))
+		}
+	}
+}
+
+func TestScanUnreadableIsReportedNotZero(t *testing.T) {
+	mem := make([]byte, 16*4096)
+	pat := []byte("rootkit")
+	plant(mem, pat, 2*4096+8, 6*4096-3, 10*4096)
+	f := physmemtest.FailPages(image.NewBytes(mem), 6*4096, 7*4096, 10*4096)
+	res, err := scan.Memory(f, [][]byte{pat}, scan.Options{BatchPages: 5})
+	if !errors.Is(err, scan.ErrIncomplete) {
+		t.Fatalf("err %v, want ErrIncomplete", err)
+	}
+	want := naive(mem, [][]byte{pat}, func(p uint64) bool { return p == 6 || p == 7 || p == 10 })
+	if !equal(res.Matches, want) {
+		t.Fatalf("matches %v, want %v", res.Matches, want)
+	}
+	if len(res.Unreadable) != 2 || res.Unreadable[0].Addr != 6*4096 || res.Unreadable[0].Len != 2*4096 || res.Unreadable[1].Addr != 10*4096 {
+		t.Fatalf("unreadable runs %+v, want [6,8) and [10,11) pages", res.Unreadable)
+	}
+	if !errors.Is(res.Unreadable[0].Cause, physmemtest.ErrInjected) {
+		t.Errorf("cause %v, want the injected fault", res.Unreadable[0].Cause)
+	}
+}
+
+func TestScanSkipsHoles(t *testing.T) {
+	mem := make([]byte, 8*4096)
+	pat := []byte("needle")
+	plant(mem, pat, 4096+10, 5*4096+4)
+	seg := image.NewBytes(mem)
+	holey := holeReader{seg, 3 * 4096, 5 * 4096}
+	res, err := scan.Memory(holey, [][]byte{pat}, scan.Options{})
+	if err != nil {
+		t.Fatalf("holes are not failures: %v", err)
+	}
+	if len(res.Matches) != 2 || res.BytesRead != 6*4096 {
+		t.Fatalf("matches %v, bytes %d", res.Matches, res.BytesRead)
+	}
+}
+
+func TestScanLimit(t *testing.T) {
+	mem := bytes.Repeat([]byte("ab"), 4096)
+	res, err := scan.Memory(image.NewBytes(mem), [][]byte{[]byte("ab")}, scan.Options{Limit: 7})
+	if err != nil || len(res.Matches) != 7 {
+		t.Fatalf("limit 7: %d matches, %v", len(res.Matches), err)
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	f.Add([]byte("xxneedlexx"), []byte("needle"), uint8(1))
+	f.Fuzz(func(t *testing.T, content, pat []byte, batch uint8) {
+		if len(pat) == 0 || len(pat) > 64 || len(content) > 6*4096 {
+			return
+		}
+		mem := make([]byte, 4*4096)
+		for i := 0; i < len(mem) && len(content) > 0; i++ {
+			mem[i] = content[i%len(content)]
+		}
+		res, err := scan.Memory(image.NewBytes(mem), [][]byte{pat}, scan.Options{BatchPages: int(batch%5) + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naive(mem, [][]byte{pat}, func(uint64) bool { return false }); !equal(res.Matches, want) {
+			t.Fatalf("matches %v, want %v", res.Matches, want)
+		}
+	})
+}
+
+// holeReader is a reader with [lo, hi) not backed.
+type holeReader struct {
+	physmem.Reader
+	lo, hi uint64
+}
+
+func (h holeReader) ReadPhys(rs []physmem.Range) error {
+	err := h.Reader.ReadPhys(rs)
+	failed := false
+	for i := range rs {
+		if rs[i].Addr < h.hi && rs[i].Addr+uint64(len(rs[i].Buf)) > h.lo {
+			rs[i].Err = physmem.ErrOutOfRange
+			failed = true
+		}
+	}
+	if failed {
+		return physmem.ErrPartial
+	}
+	return err
+}
+
+func equal(a, b []scan.Match) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
