@@ -185,3 +185,18 @@ func TestDumpNotLongMode(t *testing.T) {
 		t.Fatalf("CPUs() = %+v, want control registers from the QEMU notes only", cpus)
 	}
 }
+
+func TestExtentsAreTheLayout(t *testing.T) {
+	content := make([]byte, 5*4096)
+	img, err := image.NewDumpBytes(imagetest.BuildDump(imagetest.DumpSpec{
+		Segments: []imagetest.DumpSegment{{Phys: 0, Data: content[:4096]}, {Phys: 4096, Data: content[:4096]}, {Phys: 3 * 4096, Data: content[:8192]}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := img.Extents()
+	want := []image.Extent{{0, 2 * 4096}, {3 * 4096, 5 * 4096}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Extents = %v, want %v", got, want)
+	}
+}

@@ -147,3 +147,21 @@ func (m *Image) readOne(addr uint64, buf []byte) error {
 func outOfRange(addr, n uint64) error {
 	return fmt.Errorf("image: read %#x+%d: %w", addr, n, physmem.ErrOutOfRange)
 }
+
+// Extent is a range [Start, End) of guest-physical addresses that an image
+// backs with memory.
+type Extent struct{ Start, End uint64 }
+
+// Extents returns the backed guest-physical ranges in address order, with
+// adjacent segments merged: the guest's physical layout, holes excluded.
+func (m *Image) Extents() []Extent {
+	var out []Extent
+	for _, s := range m.segs {
+		if n := len(out); n > 0 && out[n-1].End == s.phys {
+			out[n-1].End = s.end()
+			continue
+		}
+		out = append(out, Extent{Start: s.phys, End: s.end()})
+	}
+	return out
+}
