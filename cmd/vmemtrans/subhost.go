@@ -76,6 +76,7 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 		return fmt.Errorf("state dir %s: %w", stateDir, err)
 	}
 	defer st.Close()
+	reportCorruptRegions(st)
 	rdma, err := subhostRDMA(rdmaMode)
 	if err != nil {
 		return err
@@ -141,4 +142,17 @@ func subhostRDMA(mode string) (control.RDMAResponder, error) {
 		return nil, fmt.Errorf("rdma %s: %w", mode, err)
 	}
 	return r, nil
+}
+
+// reportCorruptRegions logs, at start-up, every region a client could not
+// open, so an operator learns of it before a main host does.
+func reportCorruptRegions(st *store.Store) {
+	bad, err := st.Check()
+	if err != nil {
+		log.Warn().Err(err).Msg("subhost: region check failed")
+		return
+	}
+	for _, h := range bad {
+		log.Error().Str("vm", h.VM).Err(h.Err).Msg("subhost: corrupt region (not served; see `vmemtrans subhost regions`)")
+	}
 }
