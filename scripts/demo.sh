@@ -17,7 +17,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "RDMA devices and the transport a sub-host would offer"
 $V devices
 
-say "sub-host agent on 127.0.0.1 (state in a temp dir, pre-shared keys created)"
+say "sub-host agent on 127.0.0.1 (state in a temp dir, one pre-shared key per VM)"
+$V subhost keys add bench --state-dir "$W/sub" >/dev/null
+$V subhost keys add bench-latency --state-dir "$W/sub" >/dev/null
+$V subhost keys list --state-dir "$W/sub"
 $V subhost --listen 127.0.0.1:0 --state-dir "$W/sub" > "$W/sub.log" 2>&1 & SUB=$!
 for _ in $(seq 100); do grep -q "listening on" "$W/sub.log" 2>/dev/null && break; sleep 0.1; done
 cat "$W/sub.log"

@@ -91,7 +91,7 @@ func runFetch(ctx context.Context, out io.Writer, ff fetchFlags) error {
 	res := fetchResult{Subhost: ff.subhost, Pages: ff.pages, Batch: ff.batch, InFlight: ff.inflight}
 	var key []byte
 	if ff.subhost == "" {
-		sh, err := startBenchSubhost()
+		sh, err := startBenchSubhost(ff.vm)
 		if err != nil {
 			return err
 		}

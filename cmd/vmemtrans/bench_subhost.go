@@ -11,7 +11,8 @@ import (
 )
 
 // benchSubhost is a sub-host served by the bench process itself, on
-// loopback with a temporary state directory and a random key.
+// loopback with a temporary state directory and a random key for the one
+// VM the bench uses.
 type benchSubhost struct {
 	addr  string
 	key   []byte
@@ -20,7 +21,7 @@ type benchSubhost struct {
 	srv   *control.Server
 }
 
-func startBenchSubhost() (*benchSubhost, error) {
+func startBenchSubhost(vm string) (*benchSubhost, error) {
 	dir, err := os.MkdirTemp("", "vmemtrans-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench sub-host: %w", err)
@@ -34,7 +35,7 @@ func startBenchSubhost() (*benchSubhost, error) {
 		b.close()
 		return nil, fmt.Errorf("bench sub-host: %w", err)
 	}
-	keys, err := control.NewKeyring(map[string][]byte{control.AnyVM: b.key})
+	keys, err := control.NewKeyring(map[string][]byte{vm: b.key})
 	if err != nil {
 		b.close()
 		return nil, err

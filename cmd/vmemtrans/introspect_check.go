@@ -143,10 +143,11 @@ func checkText(s *session, record, baseline string) (bool, error) {
 		fmt.Printf("recorded %d kernel text pages [%s, %s) to %s\n", len(now.Pages), now.Start, now.End, record)
 		return false, hashErr
 	}
-	changes, err := linux.CompareText(base, now)
-	if err != nil {
-		return false, errors.Join(err, hashErr)
+	changes, cmpErr := linux.CompareText(base, now)
+	if changes == nil {
+		return false, errors.Join(cmpErr, hashErr)
 	}
+	hashErr = errors.Join(hashErr, cmpErr)
 	found := len(changes) > 0
 	if jsonOutput {
 		return found, errors.Join(hashErr, printJSON(os.Stdout, map[string]any{

@@ -48,10 +48,24 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// exitCode is a check's exit status: 2 when it found something (even if
+// part of the check failed), 1 when a read or step it depends on failed
+// ("could not check": never reported as clean), 0 when clean.
+func exitCode(found bool, err error) int {
+	switch {
+	case found:
+		return exitFindings
+	case err != nil:
+		return 1
+	}
+	return 0
+}
+
 // finish ends a check command: exit 2 when it found something (after the
-// findings were printed and the source closed), otherwise return err.
+// findings were printed and the source closed), otherwise return err (main
+// exits 1 on it).
 func finish(found bool, err error) error {
-	if found {
+	if exitCode(found, err) == exitFindings {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "vmemtrans:", err)
 		}

@@ -32,8 +32,10 @@ func init() {
 		Long: `Serve the slot regions of split-memory VMs from a state directory.
 
 Clients authenticate with a per-VM pre-shared key (--psk-file: lines of
-"VMID HEXKEY", "*" for every VM). Without --psk-file the keys are read from
-STATE-DIR/psk, which is created with one random key for every VM if absent.
+"VMID HEXKEY"). Without --psk-file the keys are read from STATE-DIR/psk,
+created empty (mode 0600) if absent; "vmemtrans subhost keys add VMID" gives
+a VM its key, and key-file changes apply without a restart. A key file open
+to group or others is refused.
 Pages survive a restart: regions are file-backed under --state-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,6 +48,7 @@ Pages survive a restart: regions are file-backed under --state-dir.`,
 	f.StringVar(&pskFile, "psk-file", "", "pre-shared key file (default STATE-DIR/psk, created if absent)")
 	f.StringVar(&rdmaMode, "rdma", "auto", "RDMA: auto, off, or a device name")
 	_ = cmd.MarkFlagRequired("state-dir")
+	cmd.AddCommand(subhostKeysCmd(), subhostRegionsCmd())
 	rootCmd.AddCommand(cmd)
 }
 
@@ -61,21 +64,25 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 	if pskFile == "" {
 		pskFile = filepath.Join(stateDir, "psk")
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+	if err := ensureStateDir(stateDir); err != nil {
+		return err
 	}
 	keys, created, err := control.EnsureKeyFile(pskFile)
 	if err != nil {
 		return err
 	}
 	if created {
-		log.Info().Str("file", pskFile).Msg("subhost: created a pre-shared key for every vm")
+		log.Info().Str("file", pskFile).Msg("subhost: created an empty key file")
+	}
+	if len(keys.VMs()) == 0 {
+		log.Warn().Str("file", pskFile).Msgf("subhost: no VM has a key yet: run `vmemtrans subhost keys add VMID --psk-file %s`", pskFile)
 	}
 	st, err := store.Open(stateDir)
 	if err != nil {
 		return fmt.Errorf("state dir %s: %w", stateDir, err)
 	}
 	defer st.Close()
+	reportCorruptRegions(st)
 	rdma, err := subhostRDMA(rdmaMode)
 	if err != nil {
 		return err
@@ -141,4 +148,17 @@ func subhostRDMA(mode string) (control.RDMAResponder, error) {
 		return nil, fmt.Errorf("rdma %s: %w", mode, err)
 	}
 	return r, nil
+}
+
+// reportCorruptRegions logs, at start-up, every region a client could not
+// open, so an operator learns of it before a main host does.
+func reportCorruptRegions(st *store.Store) {
+	bad, err := st.Check()
+	if err != nil {
+		log.Warn().Err(err).Msg("subhost: region check failed")
+		return
+	}
+	for _, h := range bad {
+		log.Error().Str("vm", h.VM).Err(h.Err).Msg("subhost: corrupt region (not served; see `vmemtrans subhost regions`)")
+	}
 }

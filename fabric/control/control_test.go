@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,14 +90,72 @@ func TestEnsureKeyFileCreatesThenLoads(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("first EnsureKeyFile: created=%v err=%v", created, err)
 	}
+	// Per-VM isolation by default: a new key file grants nothing to anyone.
+	if key, ok := k1.Key("vm"); ok {
+		t.Fatalf("a fresh key file gives vm a key (%x): want one key per VM, none by default", key)
+	}
+	added, err := AddKey(path, "vm")
+	if err != nil || len(added) != KeySize {
+		t.Fatalf("AddKey = %x, %v", added, err)
+	}
 	k2, created, err := EnsureKeyFile(path)
 	if err != nil || created {
 		t.Fatalf("second EnsureKeyFile: created=%v err=%v", created, err)
 	}
-	a, _ := k1.Key("vm")
-	b, _ := k2.Key("vm")
-	if len(a) != 32 || !bytes.Equal(a, b) {
-		t.Errorf("keys differ across loads: %x vs %x", a, b)
+	for i, k := range []*Keyring{k1, k2} { // k1 follows the file without a restart
+		if got, ok := k.Key("vm"); !ok || !bytes.Equal(got, added) {
+			t.Errorf("keyring %d: key of vm = %x, %v; want %x", i, got, ok, added)
+		}
+		if _, ok := k.Key("other-vm"); ok {
+			t.Errorf("keyring %d: another VM authenticates with vm's key file", i)
+		}
+	}
+	if _, err := AddKey(path, "vm"); !errors.Is(err, ErrKeyFile) {
+		t.Errorf("second AddKey of vm = %v, want ErrKeyFile", err)
+	}
+	if err := RemoveKey(path, "vm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k1.Key("vm"); ok {
+		t.Error("a removed key still authenticates")
+	}
+	if _, err := AddKey(path, AnyVM); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k1.Key("any-vm"); !ok || !slices.Equal(k1.VMs(), []string{AnyVM}) {
+		t.Errorf("an explicit * key serves every vm: VMs %v", k1.VMs())
+	}
+}
+
+func TestKeyFileOpenToOthersRefused(t *testing.T) {
+	path := t.TempDir() + "/psk"
+	if _, err := AddKey(path, "vm"); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadKeyring(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadKeyring(path)
+		if !errors.Is(err, ErrKeyFileMode) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("mode %04o: LoadKeyring = %v; want ErrKeyFileMode naming the chmod", mode, err)
+		}
+		if _, ok := k.Key("vm"); ok || !errors.Is(k.Err(), ErrKeyFileMode) {
+			t.Errorf("mode %04o: a running keyring still grants keys (err %v)", mode, k.Err())
+		}
+		if _, _, err := EnsureKeyFile(path); !errors.Is(err, ErrKeyFileMode) {
+			t.Errorf("mode %04o: EnsureKeyFile = %v", mode, err)
+		}
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k.Key("vm"); !ok {
+		t.Error("key not granted again after chmod 600")
 	}
 }
 

@@ -8,18 +8,32 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 )
 
-// ErrKeyFile reports a malformed pre-shared key file.
-var ErrKeyFile = errors.New("bad key file")
+var (
+	// ErrKeyFile reports a malformed pre-shared key file.
+	ErrKeyFile = errors.New("bad key file")
+	// ErrKeyFileMode reports a key file that others than its owner may read.
+	ErrKeyFileMode = errors.New("key file permissions too open")
+)
 
 // MinKeySize is the shortest pre-shared key accepted, in bytes.
 const MinKeySize = 16
 
+// KeySize is the size of the keys AddKey makes.
+const KeySize = 32
+
 // AnyVM is the key-file VM id whose key serves every VM without its own line.
+// It defeats per-VM isolation, so nothing writes it unless asked to.
 const AnyVM = "*"
+
+const keyFileHeader = "# vmemtrans pre-shared keys: VMID HEXKEY, one per VM (\"*\" = any vm, only if asked for)\n"
 
 var vmIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -30,32 +44,41 @@ func ValidVMID(id string) bool { return vmIDPattern.MatchString(id) }
 //
 // Its text form has one "VMID HEXKEY" pair per line; "#" starts a comment and
 // the VM id "*" gives the key of every VM without a line of its own.
+//
+// A keyring loaded from a file follows the file: each lookup re-reads it when
+// it changed, so keys added or removed while a sub-host runs take effect at
+// the next connection. A file that turns bad (malformed, too open) grants no
+// key until it is fixed.
 type Keyring struct {
+	mu   sync.Mutex
 	keys map[string][]byte
+	path string      // "" for a keyring built in memory
+	seen os.FileInfo // the file version keys came from
+	err  error       // why the file currently grants nothing
 }
 
 // NewKeyring returns a keyring holding copies of the given keys.
 func NewKeyring(keys map[string][]byte) (*Keyring, error) {
 	k := &Keyring{keys: make(map[string][]byte, len(keys))}
 	for vm, key := range keys {
-		if err := k.add(vm, key); err != nil {
+		if err := addKey(k.keys, vm, key); err != nil {
 			return nil, err
 		}
 	}
 	return k, nil
 }
 
-func (k *Keyring) add(vm string, key []byte) error {
+func addKey(keys map[string][]byte, vm string, key []byte) error {
 	if vm != AnyVM && !ValidVMID(vm) {
 		return fmt.Errorf("vm id %q: %w", vm, ErrKeyFile)
 	}
 	if len(key) < MinKeySize {
 		return fmt.Errorf("key of vm %q: %d bytes, need %d: %w", vm, len(key), MinKeySize, ErrKeyFile)
 	}
-	if _, dup := k.keys[vm]; dup {
+	if _, dup := keys[vm]; dup {
 		return fmt.Errorf("vm %q listed twice: %w", vm, ErrKeyFile)
 	}
-	k.keys[vm] = bytes.Clone(key)
+	keys[vm] = bytes.Clone(key)
 	return nil
 }
 
@@ -64,6 +87,9 @@ func (k *Keyring) Key(vm string) ([]byte, bool) {
 	if k == nil || !ValidVMID(vm) {
 		return nil, false
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refreshLocked()
 	if key, ok := k.keys[vm]; ok {
 		return key, true
 	}
@@ -71,9 +97,59 @@ func (k *Keyring) Key(vm string) ([]byte, bool) {
 	return key, ok
 }
 
-// ParseKeyring decodes the text form of a keyring.
+// VMs lists the VM ids that have a key ("*" included), sorted.
+func (k *Keyring) VMs() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refreshLocked()
+	vms := make([]string, 0, len(k.keys))
+	for vm := range k.keys {
+		vms = append(vms, vm)
+	}
+	sort.Strings(vms)
+	return vms
+}
+
+// Err tells why a file-backed keyring currently grants no key (nil if it does).
+func (k *Keyring) Err() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refreshLocked()
+	return k.err
+}
+
+// refreshLocked re-reads the key file when it is not the version last read.
+func (k *Keyring) refreshLocked() {
+	if k.path == "" {
+		return
+	}
+	fi, err := os.Stat(k.path)
+	if err == nil && k.seen != nil && os.SameFile(fi, k.seen) && fi.ModTime().Equal(k.seen.ModTime()) && fi.Size() == k.seen.Size() && fi.Mode() == k.seen.Mode() {
+		return
+	}
+	keys, fi, err := readKeyFile(k.path)
+	k.seen = fi
+	if err != nil {
+		k.keys, k.err = map[string][]byte{}, err
+		return
+	}
+	k.keys, k.err = keys, nil
+}
+
+// ParseKeyring decodes the text form of a keyring; it must hold a key.
 func ParseKeyring(text []byte) (*Keyring, error) {
-	k := &Keyring{keys: map[string][]byte{}}
+	keys, err := parseKeys(text)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no keys: %w", ErrKeyFile)
+	}
+	return &Keyring{keys: keys}, nil
+}
+
+func parseKeys(text []byte) (map[string][]byte, error) {
+	keys := map[string][]byte{}
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -91,55 +167,153 @@ func ParseKeyring(text []byte) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: key is not hex: %w", n, ErrKeyFile)
 		}
-		if err := k.add(f[0], key); err != nil {
+		if err := addKey(keys, f[0], key); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("key file: %v: %w", err, ErrKeyFile)
 	}
-	if len(k.keys) == 0 {
-		return nil, fmt.Errorf("no keys: %w", ErrKeyFile)
-	}
-	return k, nil
+	return keys, nil
 }
 
-// LoadKeyring reads a key file.
+// checkKeyFileMode applies ssh's rule: a private key file readable or
+// writable by group or others is refused.
+func checkKeyFileMode(path string, fi os.FileInfo) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("key file %s has mode %04o, open to group or others: run `chmod 600 %s`: %w", path, perm, path, ErrKeyFileMode)
+	}
+	return nil
+}
+
+func readKeyFile(path string) (map[string][]byte, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("key file: %w", err)
+	}
+	if err := checkKeyFileMode(path, fi); err != nil {
+		return nil, fi, err
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(f); err != nil {
+		return nil, fi, fmt.Errorf("key file %s: %w", path, err)
+	}
+	keys, err := parseKeys(buf.Bytes())
+	if err != nil {
+		return nil, fi, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return keys, fi, nil
+}
+
+// LoadKeyring reads a key file (which may list no VM yet) and follows its
+// changes. A file open to group or others is refused (ErrKeyFileMode).
 func LoadKeyring(path string) (*Keyring, error) {
-	text, err := os.ReadFile(path)
+	keys, fi, err := readKeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("key file: %w", err)
+		return nil, err
 	}
-	k, err := ParseKeyring(text)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	return k, nil
+	return &Keyring{keys: keys, path: path, seen: fi}, nil
 }
 
-// EnsureKeyFile loads path, or creates it (mode 0600) with one random key for
-// every VM when it does not exist. created tells which happened.
+// EnsureKeyFile loads path, or creates it (mode 0600) holding no key when it
+// does not exist: each VM gets its own key with AddKey. created tells which
+// happened.
 func EnsureKeyFile(path string) (k *Keyring, created bool, err error) {
 	if _, err := os.Stat(path); err == nil {
 		k, err := LoadKeyring(path)
 		return k, false, err
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, false, fmt.Errorf("key file %s: %w", path, err)
-	}
-	text := fmt.Sprintf("# vmemtrans pre-shared keys: VMID HEXKEY (\"*\" = any vm)\n%s %s\n", AnyVM, hex.EncodeToString(key))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("key file: %w", err)
 	}
-	if _, err := f.WriteString(text); err != nil {
+	if _, err := f.WriteString(keyFileHeader); err != nil {
 		f.Close()
 		return nil, false, fmt.Errorf("key file %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, false, fmt.Errorf("key file %s: %w", path, err)
 	}
-	k, err = ParseKeyring([]byte(text))
+	k, err = LoadKeyring(path)
 	return k, true, err
+}
+
+// AddKey gives vm ("*" for any VM) a new random key in the key file at path,
+// creating the file if needed, and returns the key. A VM that already has a
+// key keeps it: remove it first to rotate.
+func AddKey(path, vm string) ([]byte, error) {
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("key for vm %q: %w", vm, err)
+	}
+	err := editKeyFile(path, func(keys map[string][]byte) error {
+		if _, ok := keys[vm]; ok {
+			return fmt.Errorf("vm %q already has a key in %s (remove it first to rotate): %w", vm, path, ErrKeyFile)
+		}
+		return addKey(keys, vm, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// RemoveKey deletes vm's key from the key file at path.
+func RemoveKey(path, vm string) error {
+	return editKeyFile(path, func(keys map[string][]byte) error {
+		if _, ok := keys[vm]; !ok {
+			return fmt.Errorf("vm %q has no key in %s: %w", vm, path, ErrKeyFile)
+		}
+		delete(keys, vm)
+		return nil
+	})
+}
+
+// editKeyFile rewrites the key file through edit, atomically (a temporary
+// file renamed over it), so a running sub-host never reads half a file.
+func editKeyFile(path string, edit func(map[string][]byte) error) error {
+	keys := map[string][]byte{}
+	if _, err := os.Stat(path); err == nil {
+		if keys, _, err = readKeyFile(path); err != nil {
+			return err
+		}
+	}
+	if err := edit(keys); err != nil {
+		return err
+	}
+	vms := make([]string, 0, len(keys))
+	for vm := range keys {
+		vms = append(vms, vm)
+	}
+	sort.Strings(vms)
+	var b strings.Builder
+	b.WriteString(keyFileHeader)
+	for _, vm := range vms {
+		fmt.Fprintf(&b, "%s %s\n", vm, hex.EncodeToString(keys[vm]))
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("key file %s: %w (another edit running?)", path, err)
+	}
+	_, werr := f.WriteString(b.String())
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,8 +33,23 @@ type ServerConfig struct {
 	// BaselineLimit caps the bytes of one baseline stream (default
 	// MaxBaselineBytes).
 	BaselineLimit uint64
-	Log           zerolog.Logger
+	// MaxUnauthenticated caps the connections still authenticating
+	// (default 256), MaxUnauthenticatedPerSource those from one client
+	// IP address (default 32). At a cap, and whenever accept runs out of
+	// file descriptors, the oldest such connection is dropped for the
+	// newcomer: a flood of idle connections cannot lock out clients
+	// that authenticate promptly.
+	MaxUnauthenticated          int
+	MaxUnauthenticatedPerSource int
+	Log                         zerolog.Logger
 }
+
+// Accept retry bounds: an accept error (out of descriptors, ECONNABORTED...)
+// is retried after a pause that doubles up to the maximum.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
 
 // Server serves the control protocol over one or more listeners.
 type Server struct {
@@ -42,7 +58,14 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	closed    bool
+	done      chan struct{} // closed by stop: cuts accept retry pauses short
 	wg        sync.WaitGroup
+
+	// Connections not yet authenticated, oldest first, and how many come
+	// from each source address.
+	pending    []*session
+	pendingSrc map[*session]string
+	perSrc     map[string]int
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -65,11 +88,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second
 	}
-	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{}}, nil
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = 256
+	}
+	if cfg.MaxUnauthenticatedPerSource <= 0 {
+		cfg.MaxUnauthenticatedPerSource = 32
+	}
+	return &Server{
+		cfg: cfg, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
+		done: make(chan struct{}), pendingSrc: map[*session]string{}, perSrc: map[string]int{},
+	}, nil
 }
 
 // Serve accepts connections on l until the server is shut down (returning
-// ErrServerClosed) or l fails.
+// ErrServerClosed). Accept errors are logged and retried with backoff, never
+// fatal: a daemon out of descriptors keeps serving once some are free.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -83,6 +116,7 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	retry := time.Duration(0)
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -92,13 +126,23 @@ func (s *Server) Serve(l net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("control server: accept: %w", err)
 			}
-			return fmt.Errorf("control server: accept: %w", err)
+			// Never fatal: the daemon outlives descriptor exhaustion and
+			// transient errors, pausing so it does not spin.
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				s.shedOldestPending()
+			}
+			retry = min(max(2*retry, acceptRetryMin), acceptRetryMax)
+			s.cfg.Log.Warn().Err(err).Dur("retry_in", retry).Msg("control: accept failed")
+			select {
+			case <-time.After(retry):
+			case <-s.done:
+			}
+			continue
 		}
+		retry = 0
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
@@ -113,11 +157,13 @@ func (s *Server) Serve(l net.Listener) error {
 			return ErrServerClosed
 		}
 		s.sessions[ss] = struct{}{}
+		s.admitLocked(ss, sourceOf(c))
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			ss.run()
+			s.authenticated(ss)
 			s.mu.Lock()
 			delete(s.sessions, ss)
 			s.mu.Unlock()
@@ -125,10 +171,85 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// sourceOf is the address a connection's unauthenticated cap counts under.
+func sourceOf(c net.Conn) string {
+	a := c.RemoteAddr()
+	if a == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
+}
+
+// admitLocked records a new unauthenticated connection, first dropping the
+// oldest ones over the per-source and total caps.
+func (s *Server) admitLocked(ss *session, src string) {
+	for s.perSrc[src] >= s.cfg.MaxUnauthenticatedPerSource {
+		for _, old := range s.pending {
+			if s.pendingSrc[old] == src {
+				s.dropPendingLocked(old)
+				break
+			}
+		}
+	}
+	for len(s.pending) >= s.cfg.MaxUnauthenticated {
+		s.dropPendingLocked(s.pending[0])
+	}
+	s.pending = append(s.pending, ss)
+	s.pendingSrc[ss] = src
+	s.perSrc[src]++
+}
+
+// dropPendingLocked hangs up on a connection that has not authenticated.
+func (s *Server) dropPendingLocked(ss *session) {
+	s.forgetPendingLocked(ss)
+	s.cfg.Log.Debug().Str("peer", ss.conn.RemoteAddr().String()).Msg("control: unauthenticated connection dropped for a newer one")
+	ss.conn.Close()
+}
+
+func (s *Server) forgetPendingLocked(ss *session) {
+	src, ok := s.pendingSrc[ss]
+	if !ok {
+		return
+	}
+	delete(s.pendingSrc, ss)
+	if s.perSrc[src]--; s.perSrc[src] <= 0 {
+		delete(s.perSrc, src)
+	}
+	for i, p := range s.pending {
+		if p == ss {
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			break
+		}
+	}
+}
+
+// authenticated takes a connection off the unauthenticated list once its
+// handshake is over, whatever the outcome.
+func (s *Server) authenticated(ss *session) {
+	s.mu.Lock()
+	s.forgetPendingLocked(ss)
+	s.mu.Unlock()
+}
+
+// shedOldestPending frees a descriptor when accept ran out of them.
+func (s *Server) shedOldestPending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		s.dropPendingLocked(s.pending[0])
+	}
+}
+
 // stop closes the listeners and marks the server closed; it returns the live sessions.
 func (s *Server) stop() []*session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for l := range s.listeners {
 		l.Close()

@@ -100,6 +100,7 @@ func (ss *session) run() {
 		return
 	}
 	_ = ss.conn.SetDeadline(time.Time{})
+	ss.srv.authenticated(ss)
 	ss.vm = vm
 	ss.log = ss.log.With().Str("vm", vm).Logger()
 	ss.log.Debug().Msg("control: client authenticated")

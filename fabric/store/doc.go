@@ -14,7 +14,10 @@
 // regions/<vm>/{meta,slots}. meta is a fixed 32-byte header (magic, format
 // version, page size, slot count, CRC-32C); slots is exactly slots*PageSize
 // bytes. A region is created by sizing the slots file and then renaming a
-// complete meta file into place, so a crash mid-create leaves no region.
+// complete meta file into place, so a crash mid-create leaves no region. A
+// slots file holding pages without its meta is a corrupt region: it is
+// refused, never recreated over (which would truncate it); Check and Inspect
+// report such regions.
 //
 // VM ids are restricted to ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ so that an id is
 // always a single, harmless path element.

@@ -104,7 +104,8 @@ func (s *Store) List() []string {
 	return vms
 }
 
-// Remove unmaps and deletes the region of vm and everything it holds.
+// Remove unmaps and deletes the region of vm and everything it holds,
+// corrupt regions included.
 func (s *Store) Remove(vm string) error {
 	if err := ValidVMID(vm); err != nil {
 		return err
@@ -115,7 +116,7 @@ func (s *Store) Remove(vm string) error {
 		return fmt.Errorf("remove region %s: store: %w", vm, fabric.ErrClosed)
 	}
 	dir := s.regionDir(vm)
-	if _, err := os.Stat(filepath.Join(dir, metaName)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove region %s: %w", vm, ErrNoRegion)
 	}
 	if r := s.regions[vm]; r != nil {
@@ -125,7 +126,7 @@ func (s *Store) Remove(vm string) error {
 		}
 	}
 	// The meta file goes first so that a crash part-way leaves no region.
-	if err := os.Remove(filepath.Join(dir, metaName)); err != nil {
+	if err := os.Remove(filepath.Join(dir, metaName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove region %s: %w", vm, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -166,6 +167,12 @@ func (s *Store) openLocked(vm string) (*Region, error) {
 	dir := s.regionDir(vm)
 	meta, err := os.ReadFile(filepath.Join(dir, metaName))
 	if errors.Is(err, fs.ErrNotExist) {
+		// Slots without meta hold pages nobody can size any more: a
+		// corrupt region an operator must look at, never one to recreate
+		// (that would truncate the pages away).
+		if err := orphanSlots(dir, true); err != nil {
+			return nil, fmt.Errorf("region %s: %w", vm, err)
+		}
 		return nil, fmt.Errorf("region %s: %w", vm, ErrNoRegion)
 	}
 	if err != nil {
@@ -201,7 +208,8 @@ func (s *Store) createLocked(vm string, slots uint64) (*Region, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create region %s: %w", vm, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, slotsName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	// O_EXCL: creation never reuses (and so never truncates) a slots file.
+	f, err := os.OpenFile(filepath.Join(dir, slotsName), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create region %s: %w", vm, err)
 	}

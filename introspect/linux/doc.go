@@ -19,6 +19,11 @@
 //     returns what was found so far; a bad field of one object is recorded in
 //     that object's Err and the others are still reported. Nothing panics on
 //     any memory contents (fuzzed).
+//   - No silent false negatives: every read an answer depends on that failed
+//     is in the returned error, so a nil error means the answer is complete.
+//     A check that could not read what it needs says so (the CLI exits 1)
+//     rather than reporting clean, and an incomplete walk is not turned into
+//     findings either (tasks past a broken task list are not "hidden").
 //
 // Checks: CheckSyscalls (every sys_call_table entry points into kernel text;
 // the owners of the ones that do not), HashText/CompareText (SHA-256 per

@@ -25,7 +25,34 @@ type fakeKernel struct {
 	// onRead runs before batch number calls (1-based): a guest changing
 	// under the walker.
 	onRead func(calls int)
+	// via, when set, is the reader batches go through instead of the fake's
+	// own memory: a physmemtest.Faulty over space() fails chosen pages.
+	via physmem.Reader
 }
+
+// fakeSpace is the fake's kernel virtual memory as a physmem.Reader, so
+// readers that wrap one (physmemtest.Faulty) can sit under the walkers.
+type fakeSpace struct{ k *fakeKernel }
+
+func (s fakeSpace) Size() uint64 { return ^uint64(0) }
+
+func (s fakeSpace) ReadPhys(rs []physmem.Range) error {
+	bad := 0
+	for i := range rs {
+		r := &rs[i]
+		r.Err = s.k.read(r.Addr, r.Buf)
+		if r.Err != nil {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d: %w", bad, len(rs), physmem.ErrPartial)
+	}
+	return nil
+}
+
+// space is the fake's memory as a reader.
+func (k *fakeKernel) space() physmem.Reader { return fakeSpace{k} }
 
 const (
 	fakeBase     = 0xffff888000100000
@@ -91,18 +118,10 @@ func (k *fakeKernel) ReadVirt(rs []physmem.Range) error {
 	if k.onRead != nil {
 		k.onRead(k.calls)
 	}
-	bad := 0
-	for i := range rs {
-		r := &rs[i]
-		r.Err = k.read(r.Addr, r.Buf)
-		if r.Err != nil {
-			bad++
-		}
+	if k.via != nil {
+		return k.via.ReadPhys(rs)
 	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d: %w", bad, len(rs), physmem.ErrPartial)
-	}
-	return nil
+	return fakeSpace{k}.ReadPhys(rs)
 }
 
 func (k *fakeKernel) read(addr uint64, buf []byte) error {

@@ -38,6 +38,8 @@ func resolvePIDLayout(t Target) (*pidLayout, error) {
 //
 // The IDR is walked before the task list, and each candidate is confirmed by
 // re-reading its struct pid, so a task that exits meanwhile is not reported.
+// Every read the answer depends on that failed is in the returned error, so
+// no hidden tasks with a nil error means clean.
 func HiddenTasks(t Target, opt Options) (*HiddenReport, error) {
 	tl, err := resolveTaskLayout(t, true)
 	if err != nil {
@@ -70,8 +72,20 @@ func HiddenTasks(t Target, opt Options) (*HiddenReport, error) {
 	if len(candAddrs) == 0 {
 		return rep, errors.Join(errs...)
 	}
+	if lerr != nil {
+		// The list walk stopped early: tasks past the break are missing from
+		// what was read, not necessarily from the list. Reporting them would
+		// be a false alarm; the error makes the check "could not check".
+		errs = append(errs, fmt.Errorf("%d tasks own a PID but were not reached on the task list, which ended early: not reported as hidden", len(candAddrs)))
+		return rep, errors.Join(errs...)
+	}
 	// Confirm: a task that exited since the IDR walk no longer owns its pid.
-	still, _ := pl.tasksOf(t, candPIDs)
+	// A candidate whose pid cannot be re-read is neither confirmed nor
+	// cleared: the error says the check is incomplete.
+	still, cerrs := pl.tasksOf(t, candPIDs)
+	for _, e := range cerrs {
+		errs = append(errs, fmt.Errorf("confirm hidden candidate: %w", e))
+	}
 	var confirmed []uint64
 	for i, a := range candAddrs {
 		if _, ok := still[a]; ok && still[a] == candPIDs[i] {

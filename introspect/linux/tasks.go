@@ -106,7 +106,9 @@ func (tl *taskLayout) decode(addr uint64, buf []byte) (tk Task, parent, cred uin
 // Tasks lists the tasks on init_task's task list, thread-group leaders only
 // unless opt.Threads (then each leader is followed by its other threads).
 // On a torn, looping or over-long list it returns the tasks found before the
-// fault with an error; per-task problems are in Task.Err.
+// fault with an error; per-task problems are in Task.Err, and tasks with a
+// field that could not be read are also summed up in the error (a listing
+// with holes is not a complete answer).
 //
 // The list is followed pointer by pointer, but the task_structs are first
 // fetched in one batch from the addresses the PID IDR gives (a few batches,
@@ -121,7 +123,24 @@ func Tasks(t Target, opt Options) ([]Task, error) {
 	if pidOf, _, _, err := idrTasks(t, opt.max()); err == nil {
 		pre = tl.prefetch(t, pidOf)
 	}
-	return tl.walk(t, opt, pre)
+	tasks, err := tl.walk(t, opt, pre)
+	return tasks, errors.Join(err, unreadableTasks(tasks))
+}
+
+// unreadableTasks sums up the tasks with a field that could not be read.
+func unreadableTasks(tasks []Task) error {
+	n, first := 0, error(nil)
+	for _, tk := range tasks {
+		if tk.Err != nil && errors.Is(tk.Err, ErrUnreadable) {
+			if n++; first == nil {
+				first = tk.Err
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d tasks incomplete, first: %w", n, len(tasks), first)
 }
 
 // prefetch reads the span of every task in one batch, keyed by address.

@@ -119,19 +119,31 @@ func ParseTextBaseline(data []byte) (*TextBaseline, error) {
 }
 
 // CompareText lists the pages whose hash changed between base and now, in
-// page order. Pages unreadable in the baseline are not compared. A baseline
-// of another text range (another boot or kernel) is an ErrBaseline.
+// page order. A page unreadable now is a change (Now ""). Pages unreadable
+// in the baseline cannot be compared: they are listed in an ErrUnreadable
+// error returned with the changes, so an incomplete comparison is never
+// mistaken for a clean one. A baseline of another text range (another boot
+// or kernel) is an ErrBaseline.
 func CompareText(base, now *TextBaseline) ([]TextChange, error) {
 	if base.Start != now.Start || base.End != now.End || len(base.Pages) != len(now.Pages) {
 		return nil, fmt.Errorf("%w: baseline covers [%s, %s), kernel text is [%s, %s): recorded on another boot?",
 			ErrBaseline, base.Start, base.End, now.Start, now.End)
 	}
 	changes := []TextChange{}
+	var uncompared []int
 	for i := range base.Pages {
-		if base.Pages[i] == "" || base.Pages[i] == now.Pages[i] {
+		if base.Pages[i] == "" {
+			uncompared = append(uncompared, i)
+			continue
+		}
+		if base.Pages[i] == now.Pages[i] {
 			continue
 		}
 		changes = append(changes, TextChange{Page: i, Addr: Addr(base.pageAddr(i)), Was: base.Pages[i], Now: now.Pages[i]})
+	}
+	if len(uncompared) > 0 {
+		return changes, fmt.Errorf("%d kernel text pages not compared (first page %d at %#x): unreadable when the baseline was recorded: %w",
+			len(uncompared), uncompared[0], base.pageAddr(uncompared[0]), ErrUnreadable)
 	}
 	return changes, nil
 }
