@@ -27,12 +27,39 @@ type Suite struct {
 	Baseline *linux.TextBaseline
 	// Patterns are the scan's signatures; none skips the scan.
 	Patterns [][]byte
-	// SkipScan leaves the whole-memory scan out.
-	SkipScan bool
 }
 
-// Run runs every check of the suite on t, whose physical memory is r.
+// Run runs every check of the suite on t, whose physical memory is r: the
+// kernel checks, then the scan.
 func (s Suite) Run(t linux.Target, r physmem.Reader) (Answers, error) {
+	a, err := s.RunChecks(t)
+	var serr error
+	a.ScanMatches, serr = s.RunScan(r)
+	return a, errors.Join(err, serr)
+}
+
+// RunScan runs the whole-memory scan alone (nothing without Patterns).
+func (s Suite) RunScan(r physmem.Reader) ([]string, error) {
+	if len(s.Patterns) == 0 {
+		return nil, nil
+	}
+	res, err := scan.Memory(r, s.Patterns, scan.Options{})
+	var out []string
+	if res != nil {
+		for _, m := range res.Matches {
+			out = append(out, fmt.Sprintf("%#x %d", m.Addr, m.Pattern))
+		}
+	}
+	slices.Sort(out)
+	if err != nil {
+		return out, fmt.Errorf("scan: %w", err)
+	}
+	return out, nil
+}
+
+// RunChecks runs the kernel checks alone: ps, lsmod, syscalls,
+// hidden-tasks and, with a Baseline, kernel-text.
+func (s Suite) RunChecks(t linux.Target) (Answers, error) {
 	var a Answers
 	var errs []error
 	fail := func(check string, err error) {
@@ -81,16 +108,7 @@ func (s Suite) Run(t linux.Target, r physmem.Reader) (Answers, error) {
 			}
 		}
 	}
-	if len(s.Patterns) > 0 && !s.SkipScan {
-		res, err := scan.Memory(r, s.Patterns, scan.Options{})
-		fail("scan", err)
-		if res != nil {
-			for _, m := range res.Matches {
-				a.ScanMatches = append(a.ScanMatches, fmt.Sprintf("%#x %d", m.Addr, m.Pattern))
-			}
-		}
-	}
-	for _, l := range [][]string{a.Processes, a.Modules, a.SyscallHooks, a.HiddenTasks, a.TextChanged, a.ScanMatches} {
+	for _, l := range [][]string{a.Processes, a.Modules, a.SyscallHooks, a.HiddenTasks, a.TextChanged} {
 		slices.Sort(l)
 	}
 	return a, errors.Join(errs...)
