@@ -11,7 +11,9 @@
 // It also defines the Transport interface: batches of (slot, buffer) pairs
 // read from or written to a sub-host region, all outstanding at once, with an
 // error per entry. Implementations live in tcpfallback and rdma; the
-// conformance suite in fabric/fabrictest runs against each of them.
+// conformance suite in fabric/fabrictest runs against each of them. Every
+// implementation refuses entries with CheckSlotIO (StartBatch) and reports a
+// batch's outcome with FinishBatch, so all of them say the same thing.
 //
 // fabric imports none of rdma, tcpfallback or kvmhost.
 package fabric

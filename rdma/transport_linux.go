@@ -255,7 +255,7 @@ func (t *Transport) registered(b []byte) (uint32, bool) {
 func (t *Transport) do(ctx context.Context, batch []fabric.SlotIO, write bool) error {
 	t.life.RLock()
 	defer t.life.RUnlock()
-	idx := checkEntries(batch, t.slots)
+	idx := fabric.StartBatch(batch, t.slots)
 	var held []*lane
 	var stop error // why no more chains are posted
 	pos, idle := 0, 0
@@ -299,7 +299,11 @@ func (t *Transport) do(ctx context.Context, batch []fabric.SlotIO, write bool) e
 	if stop != nil {
 		failAll(batch, idx[pos:], stop)
 	}
-	return batchResult(batch, stop)
+	err := fabric.FinishBatch(batch, stop)
+	if err != nil && err != stop {
+		err = fmt.Errorf("rdma: %w", err)
+	}
+	return err
 }
 
 // acquire takes a free lane; it waits only when block is set (the caller

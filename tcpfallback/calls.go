@@ -43,26 +43,19 @@ func (t *Transport) batch(ctx context.Context, op control.Type, batch []fabric.S
 		return t.ready(ctx)
 	}
 	if err := t.ready(ctx); err != nil {
-		for i := range batch {
-			batch[i].Err = err
-		}
-		return err
+		return fabric.FailBatch(batch, err)
 	}
 	valid := make([]*fabric.SlotIO, 0, len(batch))
-	bad := 0
-	for i := range batch {
-		e := &batch[i]
-		e.Err = nil
-		switch {
-		case op != control.TypeFree && len(e.Buf) != fabric.PageSize:
-			e.Err = fmt.Errorf("slot %d: buffer of %d bytes: %w", e.Slot, len(e.Buf), fabric.ErrBufferSize)
-		case e.Slot >= t.slots:
-			e.Err = fmt.Errorf("slot %d of %d: %w", e.Slot, t.slots, fabric.ErrSlotRange)
-		default:
-			valid = append(valid, e)
-			continue
+	if op == control.TypeFree { // frees carry no pages
+		for i := range batch {
+			if batch[i].Err = fabric.CheckSlot(batch[i].Slot, t.slots); batch[i].Err == nil {
+				valid = append(valid, &batch[i])
+			}
 		}
-		bad++
+	} else {
+		for _, i := range fabric.StartBatch(batch, t.slots) {
+			valid = append(valid, &batch[i])
+		}
 	}
 	var calls []*call
 	var cause error
@@ -89,27 +82,7 @@ func (t *Transport) batch(ctx context.Context, op control.Type, batch []fabric.S
 			}
 		}
 	}
-	return summarise(batch, bad, cause)
-}
-
-// summarise builds a batch's return value: nil, ErrPartial, the cause of a
-// whole-batch failure, or both when a failure struck part of the batch.
-func summarise(batch []fabric.SlotIO, bad int, cause error) error {
-	failed := 0
-	for i := range batch {
-		if batch[i].Err != nil {
-			failed++
-		}
-	}
-	switch {
-	case failed == 0:
-		return nil
-	case cause != nil && failed == len(batch):
-		return cause
-	case cause != nil:
-		return fmt.Errorf("%d of %d entries failed: %w: %w", failed, len(batch), fabric.ErrPartial, cause)
-	}
-	return fmt.Errorf("%d of %d entries failed: %w", failed, len(batch), fabric.ErrPartial)
+	return fabric.FinishBatch(batch, cause)
 }
 
 // ready reports why no call can start now: a dead context or connection.

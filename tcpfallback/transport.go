@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -183,18 +182,5 @@ func (t *Transport) Free(ctx context.Context, slots []uint64) error {
 	for i, s := range slots {
 		batch[i].Slot = s
 	}
-	err := t.batch(ctx, control.TypeFree, batch)
-	if err != nil && errors.Is(err, fabric.ErrPartial) {
-		return errors.Join(err, firstEntryErr(batch))
-	}
-	return err
-}
-
-func firstEntryErr(batch []fabric.SlotIO) error {
-	for i := range batch {
-		if batch[i].Err != nil {
-			return batch[i].Err
-		}
-	}
-	return nil
+	return t.batch(ctx, control.TypeFree, batch)
 }

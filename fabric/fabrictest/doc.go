@@ -5,9 +5,10 @@
 // zero-filled region of the asked slot count, served by whatever the
 // transport talks to) and calls Run. Run checks the Transport contract:
 // round trips of random pages, batch sizes 1..1024, per-entry errors
-// (ErrSlotRange, ErrBufferSize) that leave the rest of a batch intact and make
-// the call return ErrPartial, stale entry errors cleared on success, empty
-// batches, concurrent callers, context cancellation and deadlines, peer death
+// (ErrSlotRange, ErrBufferSize, exactly as fabric.CheckSlotIO words them)
+// that leave the rest of a batch intact and make the call return ErrPartial
+// naming the first (fabric.FinishBatch), stale entry errors cleared on
+// success, empty batches, concurrent callers, context cancellation and deadlines, peer death
 // and Close while big batches are in flight (every call returns in bounded
 // time with ErrPeer or ErrClosed, never hangs), use after Close, Slots and
 // Kind.

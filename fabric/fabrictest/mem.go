@@ -83,11 +83,7 @@ func (m *MemTransport) do(ctx context.Context, op string, batch []fabric.SlotIO,
 		return nil
 	}
 	if err := m.wait(ctx); err != nil {
-		err = fmt.Errorf("mem transport %s of %d slots: %w", op, len(batch), err)
-		for i := range batch {
-			batch[i].Err = err
-		}
-		return err
+		return fabric.FailBatch(batch, fmt.Errorf("mem transport %s of %d slots: %w", op, len(batch), err))
 	}
 	if op == "read" {
 		m.mu.RLock()
@@ -96,19 +92,12 @@ func (m *MemTransport) do(ctx context.Context, op string, batch []fabric.SlotIO,
 		m.mu.Lock()
 		defer m.mu.Unlock()
 	}
-	failed := 0
-	for i := range batch {
-		e := &batch[i]
-		e.Err = CheckEntry(*e, m.slots)
-		if e.Err != nil {
-			failed++
-			continue
-		}
-		off := e.Slot * fabric.PageSize
-		move(m.mem[off:off+fabric.PageSize], e.Buf)
+	for _, i := range fabric.StartBatch(batch, m.slots) {
+		off := batch[i].Slot * fabric.PageSize
+		move(m.mem[off:off+fabric.PageSize], batch[i].Buf)
 	}
-	if failed > 0 {
-		return fmt.Errorf("mem transport %s: %d of %d entries: %w", op, failed, len(batch), fabric.ErrPartial)
+	if err := fabric.FinishBatch(batch, nil); err != nil {
+		return fmt.Errorf("mem transport %s: %w", op, err)
 	}
 	return nil
 }
@@ -144,16 +133,4 @@ func (m *MemTransport) state(ctx context.Context) error {
 	default:
 	}
 	return ctx.Err()
-}
-
-// CheckEntry returns the per-entry error a Transport must report for e in a
-// region of slots slots, or nil if the entry is servable.
-func CheckEntry(e fabric.SlotIO, slots uint64) error {
-	if len(e.Buf) != fabric.PageSize {
-		return fmt.Errorf("slot %d: buffer of %d bytes: %w", e.Slot, len(e.Buf), fabric.ErrBufferSize)
-	}
-	if e.Slot >= slots {
-		return fmt.Errorf("slot %d of %d: %w", e.Slot, slots, fabric.ErrSlotRange)
-	}
-	return nil
 }

@@ -201,7 +201,14 @@ func testBadEntries(t *testing.T, newPeer Factory) {
 				t.Errorf("%s: good entry %d (slot %d) failed: %v", op, i, e.io.Slot, got)
 			case e.want != nil && !errors.Is(got, e.want):
 				t.Errorf("%s: entry %d (slot %d, %d-byte buffer) Err = %v, want %v", op, i, e.io.Slot, len(e.io.Buf), got, e.want)
+			case e.want != nil && got.Error() != fabric.CheckSlotIO(e.io, slots).Error():
+				// one rule for every Transport: fabric's check, not a copy
+				t.Errorf("%s: entry %d Err %q, not fabric.CheckSlotIO's %q", op, i, got, fabric.CheckSlotIO(e.io, slots))
 			}
+		}
+		// fabric.FinishBatch's shape: the first entry error is named.
+		if !errors.Is(err, fabric.ErrSlotRange) {
+			t.Errorf("%s: batch error %v does not wrap the first entry error (ErrSlotRange)", op, err)
 		}
 	}
 	entries := build(1)
