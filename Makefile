@@ -22,6 +22,7 @@ test: build-nocgo lint
 lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) test -count=1 -run '^TestImportDirection' ./test/
 
 # Each fuzz target for a bounded time.
 fuzz:
