@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
 // QP names one end of a reliable-connected queue pair.
@@ -27,13 +28,10 @@ type ConnParams struct {
 	Len   uint64   // region length in bytes (sub-host reply only)
 }
 
-// MaxQPs bounds the queue pairs one client may ask for.
-const MaxQPs = 16
-
 // Validate checks a request or reply before any verbs resource is created.
 func (p ConnParams) Validate(reply bool) error {
-	if len(p.QPs) == 0 || len(p.QPs) > MaxQPs {
-		return fmt.Errorf("rdma params: %d queue pairs, want 1..%d: %w", len(p.QPs), MaxQPs, fabric.ErrProtocol)
+	if len(p.QPs) == 0 || len(p.QPs) > control.MaxQPs {
+		return fmt.Errorf("rdma params: %d queue pairs, want 1..%d: %w", len(p.QPs), control.MaxQPs, fabric.ErrProtocol)
 	}
 	for _, q := range p.QPs {
 		if q.QPN == 0 || q.QPN >= 1<<24 || q.PSN >= 1<<24 {
@@ -84,7 +82,7 @@ func (o Options) withDefaults() Options {
 	if o.Lanes <= 0 {
 		o.Lanes = DefaultLanes
 	}
-	o.Lanes = min(o.Lanes, MaxQPs)
+	o.Lanes = min(o.Lanes, control.MaxQPs)
 	if o.Depth <= 0 {
 		o.Depth = DefaultDepth
 	}

@@ -162,9 +162,6 @@ func (c *Client) RDMADisconnect(server []QPInfo) error {
 	return err
 }
 
-// Conn returns the underlying connection (for transports that take it over).
-func (c *Client) Conn() net.Conn { return c.conn }
-
 // Close says goodbye and closes the connection.
 func (c *Client) Close() error {
 	_ = c.conn.SetDeadline(time.Now().Add(time.Second))

@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/vmemtrans/vmemtrans/fabric/store"
 )
 
 var (
@@ -35,10 +36,9 @@ const AnyVM = "*"
 
 const keyFileHeader = "# vmemtrans pre-shared keys: VMID HEXKEY, one per VM (\"*\" = any vm, only if asked for)\n"
 
-var vmIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// ValidVMID reports whether id is a well-formed VM id.
-func ValidVMID(id string) bool { return vmIDPattern.MatchString(id) }
+// ValidVMID reports whether id is a well-formed VM id: store.ValidVMID's
+// rule, since an id names the sub-host's directory for that VM.
+func ValidVMID(id string) bool { return store.ValidVMID(id) == nil }
 
 // Keyring maps VM ids to pre-shared keys.
 //

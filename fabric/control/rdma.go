@@ -7,8 +7,9 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
-// MaxQPs bounds the queue pairs of one rdma-connect exchange.
-const MaxQPs = 64
+// MaxQPs bounds the queue pairs of one rdma-connect exchange: the queue
+// pairs a client may make a sub-host create for it.
+const MaxQPs = 16
 
 // QPInfoSize is the wire size of one QPInfo.
 const QPInfoSize = 48

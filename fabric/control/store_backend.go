@@ -17,7 +17,7 @@ func (b storeBackend) Region(vm string, slots uint64) (Region, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return StoreRegion{r}, nil
+	return storeRegion{r}, nil
 }
 
 func (b storeBackend) Lookup(vm string) (Region, error) {
@@ -25,7 +25,7 @@ func (b storeBackend) Lookup(vm string) (Region, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return StoreRegion{r}, nil
+	return storeRegion{r}, nil
 }
 
 // storeErr gives store errors the control sentinel that carries them on the wire.
@@ -40,12 +40,11 @@ func storeErr(err error) error {
 	return err
 }
 
-// StoreRegion is a store.Region seen as a control Region; an RDMA responder
-// can reach the store region through its field.
-type StoreRegion struct{ *store.Region }
+// storeRegion is a store.Region seen as a control Region.
+type storeRegion struct{ *store.Region }
 
 // Stats reports the region's size and disk use.
-func (r StoreRegion) Stats() Stats {
+func (r storeRegion) Stats() Stats {
 	s := r.Region.Stats()
 	return Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
 }

@@ -12,7 +12,7 @@ type Options struct {
 	// Threads makes Tasks list every thread, not only thread-group leaders.
 	Threads bool
 	// Syscalls is the number of sys_call_table entries; 0 asks the target
-	// (SymbolSizer) and falls back to DefaultSyscalls.
+	// (SymbolLookup: where the next symbol starts) and falls back to DefaultSyscalls.
 	Syscalls int
 }
 

@@ -9,14 +9,8 @@ import (
 
 // DefaultSyscalls is __NR_syscalls of x86-64 Linux 6.1 (the last entry is
 // 450, set_mempolicy_home_node). It is the table length used when neither
-// Options.Syscalls nor the target (SymbolSizer) gives one.
+// Options.Syscalls nor the target (SymbolLookup) gives one.
 const DefaultSyscalls = 451
-
-// SymbolSizer is implemented by targets that know the size in bytes of a
-// data symbol (from BTF).
-type SymbolSizer interface {
-	SymbolSize(name string) (uint64, error)
-}
 
 // SymbolLookup is implemented by targets that name the symbol containing an
 // address (kallsyms); the table then ends where the next symbol starts.
@@ -43,17 +37,12 @@ type SyscallReport struct {
 	Hooks     []SyscallHook `json:"hooks"`
 }
 
-// syscallCount picks the table length: explicit, the symbol's size, the
-// distance to the next symbol, or the 6.1 constant. padded says the length
-// may include alignment padding after the table (the distance method).
+// syscallCount picks the table length: explicit, the distance to the next
+// symbol, or the 6.1 constant. padded says the length may include alignment
+// padding after the table (the distance method).
 func syscallCount(t Target, table uint64, opt Options) (n int, padded bool) {
 	if opt.Syscalls > 0 {
 		return opt.Syscalls, false
-	}
-	if s, ok := t.(SymbolSizer); ok {
-		if n, err := s.SymbolSize("sys_call_table"); err == nil && n >= 8 && n%8 == 0 && n/8 <= maxSyscalls {
-			return int(n / 8), false
-		}
 	}
 	if l, ok := t.(SymbolLookup); ok {
 		n := 0
