@@ -14,15 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
 	"github.com/vmemtrans/vmemtrans/fabric/store"
+	"github.com/vmemtrans/vmemtrans/rdma"
 )
-
-// rdmaResponderFor builds the RDMA responder for a --rdma mode ("auto" or a
-// device name). It is nil in builds without RDMA; the rdma wiring sets it
-// from its own file. An error in "auto" mode falls back to TCP only.
-var rdmaResponderFor func(mode string) (control.RDMAResponder, error)
 
 func init() {
 	var listen, stateDir, pskFile, rdmaMode string
@@ -83,11 +78,11 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 	}
 	defer st.Close()
 	reportCorruptRegions(st)
-	rdma, err := subhostRDMA(rdmaMode)
+	responder, err := rdma.ResponderFor(rdmaMode, log)
 	if err != nil {
 		return err
 	}
-	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, RDMA: rdma, Log: log})
+	srv, err := control.NewServer(control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, RDMA: responder, Log: log})
 	if err != nil {
 		return err
 	}
@@ -95,7 +90,7 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	info := subhostInfo{Listen: l.Addr().String(), StateDir: stateDir, PSKFile: pskFile, RDMA: rdma != nil}
+	info := subhostInfo{Listen: l.Addr().String(), StateDir: stateDir, PSKFile: pskFile, RDMA: responder != nil}
 	if jsonOutput {
 		_ = json.NewEncoder(os.Stdout).Encode(info)
 	} else {
@@ -125,29 +120,6 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 		return err
 	}
 	return nil
-}
-
-// subhostRDMA picks the RDMA responder for --rdma; nil serves TCP only.
-func subhostRDMA(mode string) (control.RDMAResponder, error) {
-	if mode == "off" {
-		return nil, nil
-	}
-	if rdmaResponderFor == nil {
-		if mode != "auto" {
-			return nil, fmt.Errorf("rdma %s: built without RDMA support (rebuild with -tags rdma): %w", mode, fabric.ErrNoRDMA)
-		}
-		log.Info().Msg("subhost: built without RDMA support; serving TCP only")
-		return nil, nil
-	}
-	r, err := rdmaResponderFor(mode)
-	if err != nil {
-		if mode == "auto" {
-			log.Info().Err(err).Msg("subhost: no usable RDMA device; serving TCP only")
-			return nil, nil
-		}
-		return nil, fmt.Errorf("rdma %s: %w", mode, err)
-	}
-	return r, nil
 }
 
 // reportCorruptRegions logs, at start-up, every region a client could not
