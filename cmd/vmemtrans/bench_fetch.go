@@ -1,22 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"slices"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
+	"github.com/vmemtrans/vmemtrans/internal/bench"
 	"github.com/vmemtrans/vmemtrans/tcpfallback"
 )
 
@@ -29,28 +28,6 @@ type fetchFlags struct {
 	inflight int
 	duration time.Duration
 	rdma     string
-}
-
-// fetchResult is the output of bench fetch; the field names are the
-// contract benchmarks parse.
-type fetchResult struct {
-	Transport     string  `json:"transport"`
-	Subhost       string  `json:"subhost"`
-	InProcess     bool    `json:"in_process_subhost"`
-	Pages         uint64  `json:"pages"`
-	Batch         int     `json:"batch"`
-	InFlight      int     `json:"inflight"`
-	Seconds       float64 `json:"seconds"`
-	Requests      int     `json:"requests"`
-	PagesPerS     float64 `json:"pages_per_s"`
-	BytesPerS     float64 `json:"bytes_per_s"`
-	P50us         float64 `json:"p50_us"`
-	P99us         float64 `json:"p99_us"`
-	BaseStream    float64 `json:"baseline_stream_bytes_per_s"`
-	BaseRTTus     float64 `json:"baseline_rtt_us"`
-	StreamRatio   float64 `json:"stream_ratio"`     // bytes_per_s / baseline_stream_bytes_per_s
-	LatencyRatio  float64 `json:"latency_ratio"`    // p50_us / baseline_rtt_us
-	WritePagesPer float64 `json:"fill_pages_per_s"` // the fill (write) phase
 }
 
 func init() {
@@ -82,21 +59,26 @@ ratios. Without --subhost it starts a sub-host in this process.`,
 }
 
 func runFetch(ctx context.Context, out io.Writer, ff fetchFlags) error {
-	if ff.batch < 1 || ff.batch > control.MaxSlotsPerRequest {
-		return fmt.Errorf("--batch %d: want 1..%d", ff.batch, control.MaxSlotsPerRequest)
+	cfg := bench.FetchConfig{Subhost: ff.subhost, VM: ff.vm, Pages: ff.pages, Batch: ff.batch, InFlight: ff.inflight, Duration: ff.duration}
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("--batch/--inflight/--pages: %w", err)
 	}
-	if ff.inflight < 1 || ff.pages < uint64(ff.batch) {
-		return fmt.Errorf("--inflight %d, --pages %d: need inflight >= 1 and pages >= batch", ff.inflight, ff.pages)
-	}
-	res := fetchResult{Subhost: ff.subhost, Pages: ff.pages, Batch: ff.batch, InFlight: ff.inflight}
-	var key []byte
-	if ff.subhost == "" {
-		sh, err := startBenchSubhost(ff.vm)
+	inProcess := ff.subhost == ""
+	if inProcess {
+		cfg.Key = make([]byte, 32)
+		if _, err := rand.Read(cfg.Key); err != nil {
+			return err
+		}
+		keys, err := control.NewKeyring(map[string][]byte{ff.vm: cfg.Key}) // the one VM the bench uses
 		if err != nil {
 			return err
 		}
-		defer sh.close()
-		res.Subhost, res.InProcess, key = sh.addr, true, sh.key
+		sh, err := controltest.New(keys, func(c *control.ServerConfig) { c.Log = log })
+		if err != nil {
+			return err
+		}
+		defer sh.Close()
+		cfg.Subhost = sh.Addr
 	} else {
 		if ff.pskFile == "" {
 			return errors.New("--subhost needs --psk-file")
@@ -109,193 +91,24 @@ func runFetch(ctx context.Context, out io.Writer, ff fetchFlags) error {
 		if !ok {
 			return fmt.Errorf("no key for vm %q in %s", ff.vm, ff.pskFile)
 		}
-		key = k
+		cfg.Key = bytes.Clone(k)
 	}
-
-	tr, err := dialTransport(ctx, res.Subhost, ff.vm, key, ff.rdma, tcpfallback.Options{Slots: ff.pages, InFlight: ff.inflight, MaxBatch: ff.batch})
+	tr, err := dialTransport(ctx, cfg.Subhost, ff.vm, cfg.Key, ff.rdma, tcpfallback.Options{Slots: ff.pages, InFlight: ff.inflight, MaxBatch: ff.batch})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	res.Transport = tr.Kind()
-	if tr.Slots() < ff.pages {
-		return fmt.Errorf("region of vm %q has %d slots, fewer than --pages %d", ff.vm, tr.Slots(), ff.pages)
-	}
-	if res.WritePagesPer, err = fillAndVerify(ctx, tr, ff); err != nil {
+	res, err := bench.Fetch(ctx, tr, cfg)
+	if err != nil {
 		return err
 	}
-	if err := measureInterleaved(ctx, tr, ff, key, &res); err != nil {
-		return err
-	}
+	res.InProcess = inProcess
 	return printFetch(out, res)
 }
 
-// fillPattern is the content of a slot during the bench, so reads are checked.
-func fillPattern(buf []byte, slot uint64) {
-	for i := 0; i < len(buf); i += 8 {
-		v := slot*0x9e3779b97f4a7c15 + uint64(i)
-		for j := range 8 {
-			buf[i+j] = byte(v >> (8 * j))
-		}
-	}
-}
-
-// fillAndVerify writes every page of the working set, then reads it all
-// back once and compares: a benchmark of wrong data is worthless.
-func fillAndVerify(ctx context.Context, tr fabric.Transport, ff fetchFlags) (float64, error) {
-	const chunk = 4096
-	want := make([]byte, fabric.PageSize)
-	var writeTime time.Duration
-	for base := uint64(0); base < ff.pages; base += chunk {
-		n := min(chunk, ff.pages-base)
-		b := make([]fabric.SlotIO, n)
-		for i := range b {
-			b[i] = fabric.SlotIO{Slot: base + uint64(i), Buf: make([]byte, fabric.PageSize)}
-			fillPattern(b[i].Buf, b[i].Slot)
-		}
-		t0 := time.Now()
-		if err := tr.WriteSlots(ctx, b); err != nil {
-			return 0, fmt.Errorf("fill: %w", err)
-		}
-		writeTime += time.Since(t0)
-		for i := range b {
-			clear(b[i].Buf)
-		}
-		if err := tr.ReadSlots(ctx, b); err != nil {
-			return 0, fmt.Errorf("verify: %w", err)
-		}
-		for i := range b {
-			fillPattern(want, b[i].Slot)
-			if string(want) != string(b[i].Buf) {
-				return 0, fmt.Errorf("verify: slot %d reads back different bytes", b[i].Slot)
-			}
-		}
-	}
-	return float64(ff.pages) / writeTime.Seconds(), nil
-}
-
-// measureReads runs one worker per in-flight request, each issuing
-// requests of --batch random slots back to back for phase.
-func measureReads(ctx context.Context, tr fabric.Transport, ff fetchFlags, phase time.Duration) ([]time.Duration, uint64, time.Duration, error) {
-	var mu sync.Mutex
-	var all []time.Duration
-	var pages uint64
-	var firstErr error
-	deadline := time.Now().Add(phase)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range ff.inflight {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 0x5eed))
-			b := make([]fabric.SlotIO, ff.batch)
-			for i := range b {
-				b[i].Buf = make([]byte, fabric.PageSize)
-			}
-			lat := make([]time.Duration, 0, 1<<16)
-			var n uint64
-			var err error
-			for time.Now().Before(deadline) {
-				for i := range b {
-					b[i].Slot = rng.Uint64N(ff.pages)
-				}
-				t0 := time.Now()
-				if err = tr.ReadSlots(ctx, b); err != nil {
-					break
-				}
-				lat = append(lat, time.Since(t0))
-				n += uint64(len(b))
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			pages += n
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return nil, 0, 0, fmt.Errorf("read: %w", firstErr)
-	}
-	return all, pages, elapsed, nil
-}
-
-// benchRounds is how many times the read phase and the baselines alternate:
-// other load on the machine then weighs on both sides of each ratio alike.
-const benchRounds = 5
-
-// measureInterleaved alternates read phases with the baselines, measured on
-// a second authenticated connection to the same sub-host: a bare stream
-// (the server writes raw bytes, the client reads them into 1 MiB buffers)
-// and a bare ping-pong shaped like a one-page read (a 32-byte request, a
-// one-page reply). Ratios are taken per round; the medians are reported.
-func measureInterleaved(ctx context.Context, tr fabric.Transport, ff fetchFlags, key []byte, res *fetchResult) error {
-	c, err := control.Dial(ctx, res.Subhost, ff.vm, key, control.DialOptions{})
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
-	}
-	defer c.Close()
-	if _, err := c.BaselinePing(200, 32, fabric.PageSize); err != nil { // warm-up
-		return fmt.Errorf("baseline ping: %w", err)
-	}
-	var lat []time.Duration
-	var pages uint64
-	var elapsed time.Duration
-	var streams, streamRatios, rtts []float64
-	for range benchRounds {
-		l, n, d, err := measureReads(ctx, tr, ff, ff.duration/benchRounds)
-		if err != nil {
-			return err
-		}
-		lat, pages, elapsed = append(lat, l...), pages+n, elapsed+d
-		bps := float64(n) * fabric.PageSize / d.Seconds()
-		// Stream about as long as the read phase took.
-		total := uint64(min(max(bps*d.Seconds(), 64<<20), 2<<30))
-		stream, err := c.BaselineStream(total, 1<<20)
-		if err != nil {
-			return fmt.Errorf("baseline stream: %w", err)
-		}
-		ping, err := c.BaselinePing(1000, 32, fabric.PageSize)
-		if err != nil {
-			return fmt.Errorf("baseline ping: %w", err)
-		}
-		streams = append(streams, stream)
-		streamRatios = append(streamRatios, bps/stream)
-		rtts = append(rtts, percentileUS(ping, 0.50))
-	}
-	res.Seconds = elapsed.Seconds()
-	res.Requests = len(lat)
-	res.PagesPerS = float64(pages) / elapsed.Seconds()
-	res.BytesPerS = res.PagesPerS * fabric.PageSize
-	res.P50us, res.P99us = percentileUS(lat, 0.50), percentileUS(lat, 0.99)
-	res.BaseStream, res.StreamRatio, res.BaseRTTus = median(streams), median(streamRatios), median(rtts)
-	res.LatencyRatio = res.P50us / res.BaseRTTus
-	return nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func percentileUS(d []time.Duration, q float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := min(int(q*float64(len(s))), len(s)-1)
-	return float64(s[i].Nanoseconds()) / 1e3
-}
-
-func printFetch(out io.Writer, r fetchResult) error {
+func printFetch(out io.Writer, r bench.FetchResult) error {
 	if jsonOutput {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(out, r)
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	where := r.Subhost

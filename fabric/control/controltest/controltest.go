@@ -1,10 +1,15 @@
-// Package controltest serves a sub-host in the test's own process: a fresh
-// store in a temporary directory behind a control server on loopback, torn
-// down when the test ends. Transport tests dial it.
+// Package controltest serves a sub-host in the caller's own process: a fresh
+// store in a temporary directory behind a control server on loopback.
+// Transport tests dial it (Start tears it down when the test ends); tools
+// that need a sub-host but no separate process, such as the fetch benchmark
+// without --subhost, use New and Close.
 package controltest
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -18,6 +23,7 @@ type Subhost struct {
 	Addr   string
 	Server *control.Server
 	Store  *store.Store
+	dir    string // removed by Close when New made it
 }
 
 // SharedKey is a keyring in which every VM uses key.
@@ -35,9 +41,34 @@ func SharedKey(tb testing.TB, key []byte) *control.Keyring {
 // The server and then the store are closed when the test ends.
 func Start(tb testing.TB, keys *control.Keyring, configure ...func(*control.ServerConfig)) *Subhost {
 	tb.Helper()
-	st, err := store.Open(tb.TempDir())
+	s, err := serve(tb.TempDir(), keys, configure)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// New is Start for callers that are not tests: the store lives in a new
+// temporary directory, and Close stops the server and removes it.
+func New(keys *control.Keyring, configure ...func(*control.ServerConfig)) (*Subhost, error) {
+	dir, err := os.MkdirTemp("", "vmemtrans-subhost-")
+	if err != nil {
+		return nil, fmt.Errorf("in-process sub-host: %w", err)
+	}
+	s, err := serve(dir, keys, configure)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("in-process sub-host: %w", err)
+	}
+	s.dir = dir
+	return s, nil
+}
+
+func serve(dir string, keys *control.Keyring, configure []func(*control.ServerConfig)) (*Subhost, error) {
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, err
 	}
 	cfg := control.ServerConfig{Backend: control.StoreBackend(st), Keys: keys, Log: zerolog.Nop()}
 	for _, c := range configure {
@@ -46,17 +77,22 @@ func Start(tb testing.TB, keys *control.Keyring, configure ...func(*control.Serv
 	srv, err := control.NewServer(cfg)
 	if err != nil {
 		st.Close()
-		tb.Fatal(err)
+		return nil, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		st.Close()
-		tb.Fatal(err)
+		return nil, err
 	}
 	go func() { _ = srv.Serve(l) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		st.Close()
-	})
-	return &Subhost{Addr: l.Addr().String(), Server: srv, Store: st}
+	return &Subhost{Addr: l.Addr().String(), Server: srv, Store: st}, nil
+}
+
+// Close stops the server, closes the store and removes a directory New made.
+func (s *Subhost) Close() error {
+	err := errors.Join(s.Server.Close(), s.Store.Close())
+	if s.dir != "" {
+		err = errors.Join(err, os.RemoveAll(s.dir))
+	}
+	return err
 }
