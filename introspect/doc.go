@@ -9,7 +9,9 @@
 // (memory images and live QEMU memory files), paging (x86-64
 // translation, batched level by level), profile (pure: symbols and BTF type
 // layout of one kernel build), kernel (live: a profile bound to a reader, CR3
-// and the KASLR slide), linux (walkers and IDS checks over a kernel).
+// and the KASLR slide), linux (walkers and IDS checks over a kernel), qemu
+// (QMP), source (a guest from a description: an image, a live QEMU guest or
+// a reader, to a bound kernel).
 //
 // introspect imports no other VMemTrans package.
 package introspect

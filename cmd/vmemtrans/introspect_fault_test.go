@@ -8,10 +8,9 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/introspect/image"
-	"github.com/vmemtrans/vmemtrans/introspect/kernel"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
-	"github.com/vmemtrans/vmemtrans/introspect/profile"
+	"github.com/vmemtrans/vmemtrans/introspect/source"
 )
 
 func TestExitCode(t *testing.T) {
@@ -42,16 +41,16 @@ func TestChecksCouldNotCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer img.Close()
-	prof, err := profile.FromVmlinuz(vmlinuz)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The reader hook of source.Spec: any physmem.Reader, here one that
+	// fails chosen pages, with the registers the dump recorded.
 	faulty := &physmemtest.Faulty{R: img, Fail: func(uint64) bool { return false }}
-	k, err := kernel.New(faulty, prof, kernel.Options{CR3: img.CPUs()[0].CR3})
+	cpu := img.CPUs()[0]
+	src, err := source.Open(context.Background(), source.Spec{Reader: faulty, CPU: &cpu, Closer: img, Vmlinuz: vmlinuz})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
+	k := src.Kernel
 	s := &session{target: k}
 	ctx := context.Background()
 	phys := func(va uint64) uint64 {

@@ -4,18 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
-	"github.com/vmemtrans/vmemtrans/introspect/profile"
-	"github.com/vmemtrans/vmemtrans/introspect/qemu"
+	"github.com/vmemtrans/vmemtrans/introspect/source"
 )
-
-// errSource reports missing or conflicting memory-source flags.
-var errSource = errors.New("memory source")
 
 // sourceFlags select the guest memory the introspection commands read and
 // how its kernel is described.
@@ -38,93 +32,36 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
 }
 
-// session is an opened guest: its kernel as a linux.Target and how long
-// building the kernel profile took.
+// session is an opened guest: its kernel as a linux.Target.
 type session struct {
-	target      linux.Target
-	profileTime time.Duration
-	closers     []func() error
+	target linux.Target
+	src    *source.Source
 }
 
 func (s *session) Close() error {
-	var errs []error
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		errs = append(errs, s.closers[i]())
+	if s.src == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return s.src.Close()
 }
 
 func (f *sourceFlags) options() linux.Options {
 	return linux.Options{MaxObjects: f.maxObjects}
 }
 
+func (f *sourceFlags) spec() source.Spec {
+	return source.Spec{Image: f.image, QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}
+}
+
 // open reads the selected source and binds its kernel. The caller closes the
 // session (which resumes a guest it paused).
 func (f *sourceFlags) open(ctx context.Context) (*session, error) {
-	isLive := f.qmp != "" || f.memPath != ""
-	switch {
-	case f.image != "" && isLive:
-		return nil, fmt.Errorf("%w: --image excludes --qmp/--mem-path", errSource)
-	case f.image == "" && !isLive:
-		return nil, fmt.Errorf("%w: give --image FILE, or --qmp SOCK with --mem-path FILE", errSource)
-	case isLive && (f.qmp == "" || f.memPath == ""):
-		return nil, fmt.Errorf("%w: --qmp and --mem-path go together", errSource)
-	case f.pause && !isLive:
-		return nil, fmt.Errorf("%w: --pause needs a live guest (--qmp)", errSource)
-	}
-	s := &session{}
-	var img *image.Image
-	var live *image.CPUState
-	var err error
-	if f.image != "" {
-		if img, err = image.Open(f.image); err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, img.Close)
-	} else {
-		mon, err := qemu.Dial(ctx, f.qmp)
-		if err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, mon.Close)
-		if f.pause {
-			if err := mon.Pause(ctx); err != nil {
-				s.Close()
-				return nil, err
-			}
-			s.closers = append(s.closers, func() error { return mon.Resume(context.Background()) })
-		}
-		cr3, cr4, err := mon.CR3(ctx)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		live = &image.CPUState{CR3: cr3, CR4: cr4, HasControl: true}
-		if img, err = image.OpenMemFile(f.memPath, nil); err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.closers = append(s.closers, img.Close)
-	}
-	t0 := time.Now()
-	var prof *profile.Profile
-	if f.vmlinuz != "" {
-		prof, err = profile.FromVmlinuz(f.vmlinuz)
-	} else {
-		prof, _, err = profile.FromMemory(img, profile.MemoryOptions{})
+	src, err := source.Open(ctx, f.spec())
+	if errors.Is(err, source.ErrSpec) {
+		return nil, fmt.Errorf("%w (--image FILE, or --qmp SOCK with --mem-path FILE)", err)
 	}
 	if err != nil {
-		s.Close()
-		if f.vmlinuz != "" {
-			return nil, fmt.Errorf("kernel profile from %s: %w (is it the guest's own kernel image?)", f.vmlinuz, err)
-		}
-		return nil, fmt.Errorf("kernel profile from guest memory: %w (is this the memory of a Linux x86-64 guest? --vmlinuz with the guest's kernel image may help)", err)
-	}
-	s.profileTime = time.Since(t0)
-	log.Debug().Str("release", prof.Release()).Int("symbols", prof.SymbolCount()).Dur("took", s.profileTime).Msg("kernel profile")
-	if s.target, err = bindKernel(img, prof, live); err != nil {
-		s.Close()
 		return nil, err
 	}
-	return s, nil
+	return &session{target: src.Kernel, src: src}, nil
 }

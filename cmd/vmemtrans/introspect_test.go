@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vmemtrans/vmemtrans/introspect/source"
 )
 
 func TestSourceFlagsRejected(t *testing.T) {
@@ -17,8 +19,8 @@ func TestSourceFlagsRejected(t *testing.T) {
 		"mem-path alone":    {memPath: "m"},
 		"pause on an image": {image: "x", pause: true},
 	} {
-		if _, err := f.open(context.Background()); !errors.Is(err, errSource) {
-			t.Errorf("%s: err %v, want errSource", name, err)
+		if _, err := f.open(context.Background()); !errors.Is(err, source.ErrSpec) {
+			t.Errorf("%s: err %v, want source.ErrSpec", name, err)
 		}
 	}
 }
