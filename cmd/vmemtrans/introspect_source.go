@@ -26,6 +26,7 @@ type sourceFlags struct {
 	pause      bool
 	vmlinuz    string
 	maxObjects int
+	maxImage   string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.pause, "pause", false, "pause the live guest while reading it (consistent view)")
 	fl.StringVar(&f.vmlinuz, "vmlinuz", "", "the guest's vmlinuz (symbols and types from it; without it, from guest memory alone)")
 	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
+	fl.StringVar(&f.maxImage, "max-image-size", "64GiB", "refuse an --image holding or expanding to more guest memory than this (bytes, or K/M/G/TiB)")
 }
 
 // session is an opened guest: its kernel as a linux.Target and how long
@@ -77,7 +79,11 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 	var live *image.CPUState
 	var err error
 	if f.image != "" {
-		if img, err = image.Open(f.image); err != nil {
+		maxSize, err := parseByteSize(f.maxImage)
+		if err != nil {
+			return nil, fmt.Errorf("--max-image-size: %w", err)
+		}
+		if img, err = image.OpenWith(f.image, image.Options{MaxSize: maxSize}); err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, img.Close)
