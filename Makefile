@@ -4,7 +4,7 @@ BIN       ?= bin
 FUZZTIME  ?= 10s
 RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./rdma/... ./introspect/... ./cmd/...
 
-.PHONY: all build build-nocgo test lint fuzz bench demo rig live fixtures clean
+.PHONY: all build build-nocgo test lint fuzz bench demo rig live fixtures clean deps-test deps-demo
 
 all: build
 
@@ -15,7 +15,15 @@ build:
 build-nocgo:
 	CGO_ENABLED=0 $(GO) build ./...
 
-test: build-nocgo lint
+# The Debian packages each target needs, installed when missing (fast no-op
+# otherwise), so `make test` and `make demo` are all a fresh machine needs.
+deps-test:
+	bash scripts/install-deps.sh test
+
+deps-demo:
+	bash scripts/install-deps.sh demo
+
+test: deps-test build-nocgo lint
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
@@ -31,7 +39,7 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-demo: build
+demo: deps-demo build
 	bash scripts/demo.sh
 
 # The QEMU rig: SoftRoCE, vsock and a real Linux guest under TCG.

@@ -20,6 +20,7 @@ type sourceFlags struct {
 	pause      bool
 	vmlinuz    string
 	maxObjects int
+	maxImage   string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.pause, "pause", false, "pause the live guest while reading it (consistent view)")
 	fl.StringVar(&f.vmlinuz, "vmlinuz", "", "the guest's vmlinuz (symbols and types from it; without it, from guest memory alone)")
 	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
+	fl.StringVar(&f.maxImage, "max-image-size", "64GiB", "refuse an --image holding or expanding to more guest memory than this (bytes, or K/M/G/TiB)")
 }
 
 // session is an opened guest: its kernel as a linux.Target.
@@ -49,14 +51,22 @@ func (f *sourceFlags) options() linux.Options {
 	return linux.Options{MaxObjects: f.maxObjects}
 }
 
-func (f *sourceFlags) spec() source.Spec {
-	return source.Spec{Image: f.image, QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}
+func (f *sourceFlags) spec() (source.Spec, error) {
+	maxImage, err := parseByteSize(f.maxImage)
+	if err != nil {
+		return source.Spec{}, fmt.Errorf("--max-image-size: %w", err)
+	}
+	return source.Spec{Image: f.image, MaxImageSize: maxImage, QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}, nil
 }
 
 // open reads the selected source and binds its kernel. The caller closes the
 // session (which resumes a guest it paused).
 func (f *sourceFlags) open(ctx context.Context) (*session, error) {
-	src, err := source.Open(ctx, f.spec())
+	spec, err := f.spec()
+	if err != nil {
+		return nil, err
+	}
+	src, err := source.Open(ctx, spec)
 	if errors.Is(err, source.ErrSpec) {
 		return nil, fmt.Errorf("%w (--image FILE, or --qmp SOCK with --mem-path FILE)", err)
 	}

@@ -181,10 +181,37 @@ func (ss *session) handleWrite(h Header) error {
 		}
 		targets[i] = b
 	}
-	if err := ReadVectors(ss.br, ss.conn, targets); err != nil {
+	if err := ss.readPagesInto(targets); err != nil {
 		return fmt.Errorf("write request pages: %w", err)
 	}
 	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
+	return nil
+}
+
+// writeStagePages is how many pages of a write are received before any is
+// applied.
+const writeStagePages = 64
+
+// readPagesInto receives one page per target and copies each into its slot
+// only once all of it has arrived: a frame cut off midway (a dead client, a
+// reset) leaves every slot holding its old page or its new one, never a mix.
+// The unacknowledged write may have applied some whole pages; the client
+// treats it as not done and rewrites them.
+func (ss *session) readPagesInto(targets [][]byte) error {
+	if ss.stage == nil {
+		ss.stage = make([]byte, writeStagePages*fabric.PageSize)
+	}
+	for len(targets) > 0 {
+		n := min(len(targets), writeStagePages)
+		stage := ss.stage[:n*fabric.PageSize]
+		if err := ReadVectors(ss.br, ss.conn, [][]byte{stage}); err != nil {
+			return err
+		}
+		for i, t := range targets[:n] {
+			copy(t, stage[i*fabric.PageSize:])
+		}
+		targets = targets[n:]
+	}
 	return nil
 }
 

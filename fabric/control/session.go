@@ -46,6 +46,7 @@ type session struct {
 	payload  []byte   // reusable request payload buffer
 	slots    []uint64 // reusable decoded slot vector
 	discard  []byte   // sink for pages written to bad slots
+	stage    []byte   // written pages are received here before reaching slots
 }
 
 func newSession(srv *Server, c net.Conn) *session {

@@ -7,9 +7,18 @@
 //   - ParseDump / OpenDump: a QEMU dump-guest-memory ELF core (paging=false):
 //     PT_LOAD segments placed by p_paddr, per-CPU registers (CR3, CR4) from
 //     the NT_PRSTATUS and "QEMU" notes, VMCOREINFO text.
-//   - Open: sniffs the file (zstd, then ELF core or raw). zstd input is
-//     decompressed into an anonymous memory file and mapped, so a large
-//     image never sits twice in the Go heap.
+//   - Open / OpenWith: sniffs the file (zstd, then ELF core or raw). zstd
+//     input is decompressed into an anonymous memory file and mapped, so a
+//     large image never sits twice in the Go heap; its all-zero pages are
+//     never written (they stay holes and cost no memory).
+//
+// Bounds on hostile or huge input: Options.MaxSize (default 64 GiB) bounds a
+// file's size and what a zstd file may expand to (ErrTooLarge beyond it); a
+// PT_LOAD must end below 2^52; e_phnum PN_XNUM is read from section header 0.
+// Every image implements physmem.Sparse: holes of sparse files (SEEK_DATA),
+// zero pages of decompressed images and ELF zero tails are never read, so
+// scans skip them. Reads of 1 MiB or more from an uncompressed file go
+// through pread and drop their pages from the page cache behind them.
 //   - OpenMemFile: a live QEMU guest's memory-backend-file, placed in guest
 //     physical space by a Layout (PCLayout, Q35Layout), read with pread so a
 //     hole in the file is never allocated by the reader.

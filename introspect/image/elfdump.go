@@ -23,6 +23,7 @@ const (
 	ntPRStatus     = 1
 	maxNoteBytes   = 64 << 20
 	maxPhdrs       = 1 << 20
+	maxPhysAddr    = 1 << 52 // x86-64's architectural physical address limit
 	vmcoreInfoName = "VMCOREINFO"
 )
 
@@ -32,7 +33,11 @@ var le = binary.LittleEndian
 // bytes from src. PT_LOAD segments are placed at their p_paddr (the guest
 // physical address); gaps between them read as physmem.ErrOutOfRange. src must stay
 // readable while the Image is used.
-func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
+func ParseDump(src io.ReaderAt, size int64) (*Image, error) { return parseDump(src, size, nil) }
+
+// parseDump is ParseDump for a file whose data lies in exts (nil: all of it):
+// segment bytes in holes read as zeros without touching src.
+func parseDump(src io.ReaderAt, size int64, exts []extent) (*Image, error) {
 	if size < elfHeaderSize {
 		return nil, fmt.Errorf("image: elf dump: %d bytes, shorter than the header: %w", size, ErrFormat)
 	}
@@ -86,6 +91,9 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 			if filesz > memsz {
 				return nil, fmt.Errorf("image: elf dump: segment %d file size %#x > memory size %#x: %w", i, filesz, memsz, ErrFormat)
 			}
+			if paddr > maxPhysAddr || memsz > maxPhysAddr-paddr {
+				return nil, fmt.Errorf("image: elf dump: segment %d (%#x+%#x) ends beyond the 52-bit physical address space: %w", i, paddr, memsz, ErrFormat)
+			}
 			segs = append(segs, segment{phys: paddr, length: filesz, src: src, off: off})
 			if memsz > filesz {
 				segs = append(segs, segment{phys: paddr + filesz, length: memsz - filesz})
@@ -103,9 +111,15 @@ func ParseDump(src io.ReaderAt, size int64) (*Image, error) {
 			}
 		}
 	}
+	if exts != nil {
+		segs = splitByExtents(segs, exts)
+	}
 	img, err := newImage(FormatELFDump, segs)
 	if err != nil {
 		return nil, fmt.Errorf("image: elf dump: %w", err)
+	}
+	if len(img.segs) == 0 {
+		return nil, fmt.Errorf("image: elf dump: no memory (no PT_LOAD segment with bytes): %w", ErrFormat)
 	}
 	img.cpus = notes.cpus()
 	img.vmcoreinfo = notes.vmcoreinfo

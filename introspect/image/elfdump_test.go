@@ -154,6 +154,13 @@ func FuzzParseDump(f *testing.F) {
 	f.Add(good[:64])
 	f.Add(imagetest.BuildDump(imagetest.DumpSpec{VMCoreInfo: "X=1"}))
 	f.Add(testDump(make([]byte, 3*4096)))
+	// A huge zero tail (memsz 2^62) and an extended program header count.
+	huge := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint64(huge[64+56+40:], 1<<62) // second phdr: p_memsz
+	f.Add(huge)
+	xnum := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint16(xnum[56:], 0xffff)
+	f.Add(xnum)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		img, err := image.NewDumpBytes(b)
 		if err != nil {
@@ -167,6 +174,8 @@ func FuzzParseDump(f *testing.F) {
 		for _, a := range []uint64{0, img.Size() / 2, img.Size() - 1, img.Size()} {
 			_ = img.ReadPhys([]physmem.Range{{Addr: a, Buf: buf}})
 		}
+		// Bounded time: only bytes the file holds are scanned.
+		physmem.Scan(img, []byte("swapper/0"), func(uint64) bool { return true })
 	})
 }
 

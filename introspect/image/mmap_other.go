@@ -8,7 +8,7 @@ import (
 )
 
 // mapFile reads f with pread where mmap is not wired up.
-func mapFile(f *os.File, size int64) (io.ReaderAt, func() error, error) {
+func mapFile(f *os.File, size int64, _ bool) (io.ReaderAt, func() error, error) {
 	return f, func() error { return nil }, nil
 }
 

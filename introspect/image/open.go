@@ -12,24 +12,47 @@ var (
 	elfMagic  = []byte{0x7f, 'E', 'L', 'F'}
 )
 
-// Open opens a memory image of any supported kind, telling them apart by
+// DefaultMaxSize is the default bound on the memory an image file may hold
+// or expand to: a guest of 64 GiB.
+const DefaultMaxSize = 64 << 30
+
+// Options bound what opening an image may cost.
+type Options struct {
+	// MaxSize bounds the bytes of guest memory a file may hold: a raw
+	// or ELF file's size, or what a zstd file expands to (0:
+	// DefaultMaxSize). Beyond it Open fails with ErrTooLarge.
+	MaxSize uint64
+}
+
+func (o Options) maxSize() uint64 {
+	if o.MaxSize == 0 {
+		return DefaultMaxSize
+	}
+	return o.MaxSize
+}
+
+// Open opens a memory image of any supported kind with default Options.
+func Open(path string) (*Image, error) { return OpenWith(path, Options{}) }
+
+// OpenWith opens a memory image of any supported kind, telling them apart by
 // their first bytes: zstd is decompressed and sniffed again, an ELF file must
 // be a QEMU dump-guest-memory core, anything else is a raw image whose offset
-// is the physical address.
-func Open(path string) (*Image, error) {
+// is the physical address. Holes in the file (and zero pages of a zstd
+// image, which are never stored) are skipped by scans and cost no memory.
+func OpenWith(path string, opts Options) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image: open image: %w", err)
 	}
-	head, err := sniff(f)
+	head, err := sniffN(f, 18) // enough for a zstd frame header
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("image: read %s: %w", path, err)
 	}
 	if !bytes.HasPrefix(head, zstdMagic) {
-		return openFile(f, false)
+		return openFile(f, false, opts)
 	}
-	mem, err := decompressZstd(f, path)
+	mem, err := decompressZstd(f, path, head, opts.maxSize())
 	f.Close()
 	if err != nil {
 		return nil, err
@@ -42,7 +65,7 @@ func Open(path string) (*Image, error) {
 		mem.Close()
 		return nil, fmt.Errorf("image: %s: zstd inside zstd: %w", path, ErrFormat)
 	}
-	return openFile(mem, true)
+	return openFile(mem, true, opts)
 }
 
 // OpenRaw opens path as a raw image (offset = physical address) without
@@ -52,7 +75,7 @@ func OpenRaw(path string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image: open image: %w", err)
 	}
-	return openAs(f, FormatRaw, false)
+	return openAs(f, FormatRaw, false, Options{})
 }
 
 // OpenDump opens path as an uncompressed QEMU ELF dump.
@@ -61,20 +84,22 @@ func OpenDump(path string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image: open dump: %w", err)
 	}
-	return openAs(f, FormatELFDump, false)
+	return openAs(f, FormatELFDump, false, Options{})
 }
 
-func sniff(f *os.File) ([]byte, error) {
-	head := make([]byte, 4)
-	n, err := f.ReadAt(head, 0)
+func sniff(f *os.File) ([]byte, error) { return sniffN(f, 4) }
+
+func sniffN(f *os.File, n int) ([]byte, error) {
+	head := make([]byte, n)
+	got, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		return nil, err
 	}
-	return head[:n], nil
+	return head[:got], nil
 }
 
 // openFile takes ownership of f and builds the image its content calls for.
-func openFile(f *os.File, compressed bool) (*Image, error) {
+func openFile(f *os.File, compressed bool, opts Options) (*Image, error) {
 	head, err := sniff(f)
 	if err != nil {
 		f.Close()
@@ -84,29 +109,38 @@ func openFile(f *os.File, compressed bool) (*Image, error) {
 	if bytes.HasPrefix(head, elfMagic) {
 		format = FormatELFDump
 	}
-	return openAs(f, format, compressed)
+	return openAs(f, format, compressed, opts)
 }
 
 // openAs takes ownership of f, maps it and parses it as format.
-func openAs(f *os.File, format Format, compressed bool) (*Image, error) {
+func openAs(f *os.File, format Format, compressed bool, opts Options) (*Image, error) {
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("image: stat %s: %w", f.Name(), err)
 	}
-	src, unmap, err := mapFile(f, st.Size())
+	if uint64(st.Size()) > opts.maxSize() {
+		f.Close()
+		return nil, tooLarge(f.Name(), fmt.Sprintf("holds %d bytes,", st.Size()), opts.maxSize())
+	}
+	exts, err := fileExtents(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	src, unmap, err := mapFile(f, st.Size(), !compressed)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	var img *Image
 	if format == FormatELFDump {
-		img, err = ParseDump(src, st.Size())
+		img, err = parseDump(src, st.Size(), exts)
 		if err != nil {
 			err = fmt.Errorf("image: %s: %w", f.Name(), err)
 		}
 	} else {
-		img, err = newImage(FormatRaw, []segment{{phys: 0, length: uint64(st.Size()), src: src}})
+		img, err = newImage(FormatRaw, splitByExtents([]segment{{phys: 0, length: uint64(st.Size()), src: src}}, exts))
 	}
 	if err != nil {
 		unmap()

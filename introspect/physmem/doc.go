@@ -7,7 +7,8 @@
 // ErrPartial and never stops at the first failure. Every failed range has its
 // Err set, also when the whole batch fails at once. An address no memory
 // backs fails with ErrOutOfRange. Zero-length ranges always succeed. Readers
-// are safe for concurrent use.
+// are safe for concurrent use. A Reader may also implement Sparse, telling
+// where its data lies, so that Scan skips holes.
 //
 // Implementations live beside it: introspect/image (raw, zstd and QEMU ELF
 // images, live QEMU memory files) and fabric.Memory (a split-memory VM read

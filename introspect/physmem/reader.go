@@ -28,3 +28,13 @@ var (
 	// ErrOutOfRange reports an address no memory backs.
 	ErrOutOfRange = errors.New("physical address not backed")
 )
+
+// Sparse is implemented by readers that know where their data is. NextData
+// returns the first range [start, end) at or after addr that may hold a
+// non-zero byte; everything between addr and start reads as zeros or is not
+// backed. ok is false when no data lies at or after addr. Scans use it to skip
+// holes (sparse files, zero pages never stored, ELF zero tails) without
+// reading them.
+type Sparse interface {
+	NextData(addr uint64) (start, end uint64, ok bool)
+}

@@ -23,10 +23,13 @@ var ErrSpec = errors.New("memory source")
 // Spec says where a guest's memory is and how its kernel is described.
 // Exactly one source: Image, QMP with MemPath, or Reader.
 type Spec struct {
-	Image   string // memory image: raw, QEMU ELF dump, or zstd of either
-	QMP     string // QMP socket of a live QEMU guest (with MemPath)
-	MemPath string // the live guest's memory-backend file (with QMP)
-	Pause   bool   // pause the live guest while the Source is open (consistent view)
+	Image string // memory image: raw, QEMU ELF dump, or zstd of either
+	// MaxImageSize bounds the guest memory Image may hold or expand to
+	// (0: image.DefaultMaxSize).
+	MaxImageSize uint64
+	QMP          string // QMP socket of a live QEMU guest (with MemPath)
+	MemPath      string // the live guest's memory-backend file (with QMP)
+	Pause        bool   // pause the live guest while the Source is open (consistent view)
 
 	// Reader is guest physical memory the caller already has, such as a
 	// split-memory VM's. CPU gives its registers when known (CR3, CR4);
@@ -126,7 +129,7 @@ func (s *Source) memory(ctx context.Context, sp Spec) (physmem.Reader, *image.CP
 	case sp.Reader != nil:
 		return sp.Reader, sp.CPU, nil
 	case sp.Image != "":
-		img, err := image.Open(sp.Image)
+		img, err := image.OpenWith(sp.Image, image.Options{MaxSize: sp.MaxImageSize})
 		if err != nil {
 			return nil, nil, err
 		}
