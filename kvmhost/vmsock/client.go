@@ -262,7 +262,7 @@ func (c *Client) call(ctx context.Context, t Type, payload []byte, want Type) (r
 // runtime that hung up first (refusing this client, say) left its reason
 // in the stream: wait for the reader to reach it.
 func (c *Client) sendFailed(ctx context.Context, t Type, err error) error {
-	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
 		select {
 		case <-c.done:
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -57,8 +58,7 @@ const maxRecvFDs = 8
 // fdConn reads a unix stream with recvmsg, queueing the descriptors that
 // arrive with the bytes, in stream order.
 type fdConn struct {
-	c     *net.UnixConn
-	rc    interface{ Read(func(uintptr) bool) error }
+	rc    syscall.RawConn
 	oob   []byte
 	queue []int
 }
@@ -68,7 +68,7 @@ func newFDConn(c *net.UnixConn) (*fdConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fdConn{c: c, rc: rc, oob: make([]byte, unix.CmsgSpace(maxRecvFDs*4))}, nil
+	return &fdConn{rc: rc, oob: make([]byte, unix.CmsgSpace(maxRecvFDs*4))}, nil
 }
 
 // Read implements io.Reader. An interrupted recvmsg is retried; a

@@ -47,7 +47,7 @@ type Stats struct {
 
 type counters struct {
 	connections, refused, requests, residentRequests, residentGFNs, failedGFNs, protocolErrors atomic.Uint64
-	active                                                                                    atomic.Int64
+	active                                                                                     atomic.Int64
 }
 
 // Server serves the runtime socket protocol for one Backend.
