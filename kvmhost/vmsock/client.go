@@ -169,6 +169,10 @@ func (c *Client) MakeResident(ctx context.Context, gfns []fabric.GFN) []error {
 	if chunk <= 0 {
 		chunk = MaxGFNsPerRequest
 	}
+	if len(gfns) <= chunk {
+		c.makeResident(ctx, gfns, errs)
+		return errs
+	}
 	var wg sync.WaitGroup
 	for lo := 0; lo < len(gfns); lo += chunk {
 		part, out := gfns[lo:min(lo+chunk, len(gfns))], errs[lo:min(lo+chunk, len(gfns))]
@@ -214,6 +218,9 @@ func (c *Client) Close() error {
 
 // call sends one request and waits for its reply, which must be of type want.
 func (c *Client) call(ctx context.Context, t Type, payload []byte, want Type) (reply, error) {
+	if err := ctx.Err(); err != nil {
+		return reply{}, err
+	}
 	ch := make(chan reply, 1)
 	c.mu.Lock()
 	if c.err != nil {
