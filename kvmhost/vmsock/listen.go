@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// maxSocketPath is the room for a path in a unix socket address (sun_path).
+const maxSocketPath = 108
+
 // ErrInUse reports a socket path where a live server already listens.
 var ErrInUse = errors.New("runtime socket in use")
 
@@ -28,6 +31,11 @@ func Listen(path string) (*Listener, error) {
 		return nil, err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if len(tmp) >= maxSocketPath {
+		// No room for the temporary name: bind in place and narrow the
+		// mode at once; the peer check still refuses other users.
+		tmp = path
+	}
 	_ = os.Remove(tmp)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
@@ -42,8 +50,10 @@ func Listen(path string) (*Listener, error) {
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+	if tmp != path {
+		if err := os.Rename(tmp, path); err != nil {
+			return fail(err)
+		}
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -461,5 +463,19 @@ func TestCodes(t *testing.T) {
 	}
 	if CodeOf(errors.New("x")) != CodeRuntime || Code(200).Err() != ErrRuntime {
 		t.Error("unknown errors and codes must map to the runtime error")
+	}
+}
+
+func TestListenLongPath(t *testing.T) {
+	dir := t.TempDir()
+	name := strings.Repeat("s", maxSocketPath-len(dir)-3) // fits, but the temporary name would not
+	path := filepath.Join(dir, name)
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v, %v: want mode 0600", fi, err)
 	}
 }
