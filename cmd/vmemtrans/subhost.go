@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	var listen, stateDir, pskFile, rdmaMode string
+	var listen, stateDir, pskFile, rdmaMode, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "subhost",
 		Short: "Run a sub-host agent: serve VM memory regions over the control protocol",
@@ -34,7 +34,7 @@ to group or others is refused.
 Pages survive a restart: regions are file-backed under --state-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSubhost(cmd.Context(), listen, stateDir, pskFile, rdmaMode)
+			return runSubhost(cmd.Context(), listen, stateDir, pskFile, rdmaMode, metricsAddr)
 		},
 	}
 	f := cmd.Flags()
@@ -42,6 +42,7 @@ Pages survive a restart: regions are file-backed under --state-dir.`,
 	f.StringVar(&stateDir, "state-dir", "", "directory holding the regions (required)")
 	f.StringVar(&pskFile, "psk-file", "", "pre-shared key file (default STATE-DIR/psk, created if absent)")
 	f.StringVar(&rdmaMode, "rdma", "auto", "RDMA: auto, off, or a device name")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port)")
 	_ = cmd.MarkFlagRequired("state-dir")
 	cmd.AddCommand(subhostKeysCmd(), subhostRegionsCmd())
 	rootCmd.AddCommand(cmd)
@@ -53,9 +54,10 @@ type subhostInfo struct {
 	StateDir string `json:"state_dir"`
 	PSKFile  string `json:"psk_file"`
 	RDMA     bool   `json:"rdma"`
+	Metrics  string `json:"metrics,omitempty"` // http address of /metrics
 }
 
-func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string) error {
+func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode, metricsAddr string) error {
 	if pskFile == "" {
 		pskFile = filepath.Join(stateDir, "psk")
 	}
@@ -91,6 +93,15 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 		return fmt.Errorf("listen: %w", err)
 	}
 	info := subhostInfo{Listen: l.Addr().String(), StateDir: stateDir, PSKFile: pskFile, RDMA: responder != nil}
+	if metricsAddr != "" {
+		bound, stop, err := serveMetrics(metricsAddr, subhostMetrics(srv))
+		if err != nil {
+			l.Close()
+			return err
+		}
+		defer stop()
+		info.Metrics = bound
+	}
 	if jsonOutput {
 		_ = json.NewEncoder(os.Stdout).Encode(info)
 	} else {
@@ -99,6 +110,9 @@ func runSubhost(ctx context.Context, listen, stateDir, pskFile, rdmaMode string)
 			transport = "rdma+tcp"
 		}
 		fmt.Printf("subhost listening on %s (state %s, keys %s, %s)\n", info.Listen, stateDir, pskFile, transport)
+		if info.Metrics != "" {
+			fmt.Printf("metrics at http://%s/metrics\n", info.Metrics)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -136,6 +136,8 @@ func (ss *session) handleRead(h Header) error {
 	if err != nil {
 		return err
 	}
+	ss.srv.counters.readRequests.Add(1)
+	ss.srv.counters.readPages.Add(uint64(len(slots)))
 	if ss.region == nil {
 		ss.fail(h.ID, fmt.Errorf("read: %w", ErrNotOpen))
 		return nil
@@ -163,6 +165,8 @@ func (ss *session) handleWrite(h Header) error {
 	if err != nil {
 		return err
 	}
+	ss.srv.counters.writeRequests.Add(1)
+	ss.srv.counters.writePages.Add(uint64(len(slots)))
 	codes := make([]Code, len(slots))
 	targets := make([][]byte, len(slots))
 	for i, s := range slots {
@@ -220,6 +224,7 @@ func (ss *session) handleFree(h Header) error {
 	if err != nil {
 		return err
 	}
+	ss.srv.counters.freeRequests.Add(1)
 	if ss.region == nil {
 		ss.fail(h.ID, fmt.Errorf("free: %w", ErrNotOpen))
 		return nil

@@ -60,6 +60,7 @@ type Server struct {
 	closed    bool
 	done      chan struct{} // closed by stop: cuts accept retry pauses short
 	wg        sync.WaitGroup
+	counters  serverCounters
 
 	// Connections not yet authenticated, oldest first, and how many come
 	// from each source address.
@@ -160,8 +161,11 @@ func (s *Server) Serve(l net.Listener) error {
 		s.admitLocked(ss, sourceOf(c))
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.counters.connections.Add(1)
 		go func() {
 			defer s.wg.Done()
+			s.counters.active.Add(1)
+			defer s.counters.active.Add(-1)
 			ss.run()
 			s.authenticated(ss)
 			s.mu.Lock()

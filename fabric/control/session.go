@@ -97,6 +97,7 @@ func (ss *session) run() {
 		io.Writer
 	}{ss.br, ss.conn}, ss.srv.cfg.Keys)
 	if err != nil {
+		ss.srv.counters.authFailures.Add(1)
 		ss.log.Warn().Err(err).Msg("control: authentication failed; closing connection")
 		return
 	}

@@ -1,0 +1,22 @@
+package vmsock
+
+import (
+	"context"
+	"os"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+// Backend is what the socket serves: one VM's runtime.
+type Backend interface {
+	// Info describes the VM; it is asked again for every get-info request.
+	Info() VMInfo
+	// RAMFile returns a new read-only descriptor of the guest RAM memfd;
+	// the server sends it and closes its copy.
+	RAMFile() (*os.File, error)
+	// LocationMapFile returns a new read-only descriptor of the location map.
+	LocationMapFile() (*os.File, error)
+	// MakeResident pages the GFNs in and returns one result per GFN, nil
+	// for done. It must return when ctx ends.
+	MakeResident(ctx context.Context, gfns []fabric.GFN) []error
+}

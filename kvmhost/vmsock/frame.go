@@ -1,0 +1,368 @@
+package vmsock
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+// Protocol versions this package speaks; the hello exchange picks the
+// highest both ends support.
+const (
+	VersionMin = 1
+	VersionMax = 1
+)
+
+// HeaderSize is the size of a frame header on the wire.
+const HeaderSize = 12
+
+// MaxGFNsPerRequest bounds the GFN list of one make-resident request; the
+// client splits longer lists.
+const MaxGFNsPerRequest = 4096
+
+// Message bounds: an error frame's text and one failed GFN's text.
+const (
+	maxErrorText  = 512
+	maxResultText = 256
+)
+
+// Payload bounds per frame type, checked before anything is allocated.
+const (
+	helloSize        = 4
+	welcomeSize      = 6
+	fdsSize          = 1
+	maxErrorPayload  = 3 + maxErrorText
+	maxResidentReq   = 4 + 8*MaxGFNsPerRequest
+	maxResultsPaylod = 4 + MaxGFNsPerRequest*(3+maxResultText)
+	// MaxPayload bounds every frame payload (the largest, a results frame
+	// or an info frame, fits).
+	MaxPayload = 2 << 20
+)
+
+const (
+	magic0 = 'V'
+	magic1 = 'S'
+)
+
+// Type is a frame type.
+type Type uint8
+
+// Frame types. C->S frames are requests; every S->C frame echoes the id of
+// the request it answers, except an error frame with id 0, which ends the
+// connection.
+const (
+	TypeHello        Type = 1 // C->S: min, max version
+	TypeWelcome      Type = 2 // S->C: chosen version, max GFNs per request
+	TypeError        Type = 3 // S->C: code, message
+	TypeGetInfo      Type = 4 // C->S: empty
+	TypeInfo         Type = 5 // S->C: VMInfo
+	TypeGetFDs       Type = 6 // C->S: empty
+	TypeFDs          Type = 7 // S->C: count; the descriptors ride with the frame (SCM_RIGHTS)
+	TypeMakeResident Type = 8 // C->S: GFN list
+	TypeResults      Type = 9 // S->C: one result per GFN of the request
+	typeLimit        Type = 10
+)
+
+var typeNames = [...]string{
+	TypeHello: "hello", TypeWelcome: "welcome", TypeError: "error",
+	TypeGetInfo: "get-info", TypeInfo: "info", TypeGetFDs: "get-fds", TypeFDs: "fds",
+	TypeMakeResident: "make-resident", TypeResults: "results",
+}
+
+func (t Type) String() string {
+	if t > 0 && t < typeLimit {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// request reports whether clients send frames of type t.
+func (t Type) request() bool {
+	return t == TypeHello || t == TypeGetInfo || t == TypeGetFDs || t == TypeMakeResident
+}
+
+// requestLimit is the largest payload a server accepts for request type t.
+func requestLimit(t Type) uint32 {
+	switch t {
+	case TypeHello:
+		return helloSize
+	case TypeMakeResident:
+		return maxResidentReq
+	}
+	return 0
+}
+
+// replyLimit is the largest payload a client accepts for reply type t.
+func replyLimit(t Type) uint32 {
+	switch t {
+	case TypeWelcome:
+		return welcomeSize
+	case TypeError:
+		return maxErrorPayload
+	case TypeInfo:
+		return maxInfoPayload
+	case TypeFDs:
+		return fdsSize
+	case TypeResults:
+		return maxResultsPaylod
+	}
+	return 0
+}
+
+// Header is the fixed part of every frame.
+type Header struct {
+	Type  Type
+	Flags uint8  // reserved, zero in version 1
+	ID    uint32 // request id, echoed by the reply
+	Len   uint32 // payload length
+}
+
+// AppendHeader appends the wire form of h to b.
+func AppendHeader(b []byte, h Header) []byte {
+	b = append(b, magic0, magic1, byte(h.Type), h.Flags)
+	b = binary.BigEndian.AppendUint32(b, h.ID)
+	return binary.BigEndian.AppendUint32(b, h.Len)
+}
+
+// ParseHeader decodes and validates a frame header.
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, fmt.Errorf("frame header: %d bytes: %w", len(b), fabric.ErrProtocol)
+	}
+	if b[0] != magic0 || b[1] != magic1 {
+		return Header{}, fmt.Errorf("frame header: bad magic %#02x%02x: %w", b[0], b[1], fabric.ErrProtocol)
+	}
+	h := Header{
+		Type:  Type(b[2]),
+		Flags: b[3],
+		ID:    binary.BigEndian.Uint32(b[4:]),
+		Len:   binary.BigEndian.Uint32(b[8:]),
+	}
+	switch {
+	case h.Type == 0 || h.Type >= typeLimit:
+		return Header{}, fmt.Errorf("frame header: unknown %v: %w", h.Type, fabric.ErrProtocol)
+	case h.Flags != 0:
+		return Header{}, fmt.Errorf("frame header: reserved flags %#x: %w", h.Flags, fabric.ErrProtocol)
+	case h.Len > MaxPayload:
+		return Header{}, fmt.Errorf("frame header: payload %d over %d: %w", h.Len, MaxPayload, fabric.ErrProtocol)
+	}
+	return h, nil
+}
+
+// readFrame reads one frame whose payload limit(type) bounds before any
+// allocation; buf is reused when large enough.
+func readFrame(r io.Reader, limit func(Type) uint32, buf []byte) (Header, []byte, error) {
+	var hb [HeaderSize]byte
+	if _, err := io.ReadFull(r, hb[:]); err != nil {
+		return Header{}, nil, err
+	}
+	h, err := ParseHeader(hb[:])
+	if err != nil {
+		return h, nil, err
+	}
+	if l := limit(h.Type); h.Len > l {
+		return h, nil, fmt.Errorf("%v frame: payload %d over %d: %w", h.Type, h.Len, l, fabric.ErrProtocol)
+	}
+	if cap(buf) < int(h.Len) {
+		buf = make([]byte, h.Len)
+	}
+	p := buf[:h.Len]
+	if _, err := io.ReadFull(r, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, nil, err
+	}
+	return h, p, nil
+}
+
+// frame builds a whole frame: header and payload in one buffer.
+func frame(t Type, id uint32, payload []byte) []byte {
+	b := make([]byte, 0, HeaderSize+len(payload))
+	b = AppendHeader(b, Header{Type: t, ID: id, Len: uint32(len(payload))})
+	return append(b, payload...)
+}
+
+// Hello is the client's opening frame: the versions it speaks.
+type Hello struct{ Min, Max uint16 }
+
+// AppendHello appends the payload of h.
+func AppendHello(b []byte, h Hello) []byte {
+	b = binary.BigEndian.AppendUint16(b, h.Min)
+	return binary.BigEndian.AppendUint16(b, h.Max)
+}
+
+// ParseHello decodes a hello payload.
+func ParseHello(p []byte) (Hello, error) {
+	if len(p) != helloSize {
+		return Hello{}, fmt.Errorf("hello: %d bytes, want %d: %w", len(p), helloSize, fabric.ErrProtocol)
+	}
+	h := Hello{Min: binary.BigEndian.Uint16(p), Max: binary.BigEndian.Uint16(p[2:])}
+	if h.Min == 0 || h.Min > h.Max {
+		return Hello{}, fmt.Errorf("hello: versions %d..%d: %w", h.Min, h.Max, fabric.ErrProtocol)
+	}
+	return h, nil
+}
+
+// negotiate picks the highest version both h and this package speak.
+func negotiate(h Hello) (uint16, error) {
+	v := min(h.Max, VersionMax)
+	if v < h.Min || v < VersionMin {
+		return 0, fmt.Errorf("client speaks versions %d..%d, runtime %d..%d: %w", h.Min, h.Max, VersionMin, VersionMax, ErrVersion)
+	}
+	return v, nil
+}
+
+// Welcome is the server's answer to hello.
+type Welcome struct {
+	Version uint16
+	MaxGFNs uint32 // GFNs the server accepts in one make-resident request
+}
+
+// AppendWelcome appends the payload of w.
+func AppendWelcome(b []byte, w Welcome) []byte {
+	b = binary.BigEndian.AppendUint16(b, w.Version)
+	return binary.BigEndian.AppendUint32(b, w.MaxGFNs)
+}
+
+// ParseWelcome decodes a welcome payload.
+func ParseWelcome(p []byte) (Welcome, error) {
+	if len(p) != welcomeSize {
+		return Welcome{}, fmt.Errorf("welcome: %d bytes, want %d: %w", len(p), welcomeSize, fabric.ErrProtocol)
+	}
+	w := Welcome{Version: binary.BigEndian.Uint16(p), MaxGFNs: binary.BigEndian.Uint32(p[2:])}
+	if w.Version == 0 || w.MaxGFNs == 0 || w.MaxGFNs > MaxGFNsPerRequest {
+		return Welcome{}, fmt.Errorf("welcome: version %d, %d gfns per request: %w", w.Version, w.MaxGFNs, fabric.ErrProtocol)
+	}
+	return w, nil
+}
+
+// AppendError appends an error frame payload for err.
+func AppendError(b []byte, err error) []byte {
+	return appendMessage(append(b, byte(CodeOf(err))), err.Error(), maxErrorText)
+}
+
+// ParseError decodes an error frame payload.
+func ParseError(p []byte) (*RemoteError, error) {
+	if len(p) < 1 {
+		return nil, fmt.Errorf("error frame: empty: %w", fabric.ErrProtocol)
+	}
+	c := Code(p[0])
+	msg, rest, err := parseMessage(p[1:], maxErrorText)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("error frame: %w", err)
+	case len(rest) != 0:
+		return nil, fmt.Errorf("error frame: %d trailing bytes: %w", len(rest), fabric.ErrProtocol)
+	case c == CodeOK:
+		return nil, fmt.Errorf("error frame: code 0: %w", fabric.ErrProtocol)
+	}
+	return &RemoteError{Code: c, Msg: msg}, nil
+}
+
+// appendMessage appends a length-prefixed text cut to limit bytes.
+func appendMessage(b []byte, msg string, limit int) []byte {
+	if len(msg) > limit {
+		msg = msg[:limit]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+	return append(b, msg...)
+}
+
+func parseMessage(p []byte, limit int) (string, []byte, error) {
+	if len(p) < 2 {
+		return "", nil, fmt.Errorf("message length: %d bytes: %w", len(p), fabric.ErrProtocol)
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if n > limit || len(p)-2 < n {
+		return "", nil, fmt.Errorf("message of %d bytes (limit %d, %d left): %w", n, limit, len(p)-2, fabric.ErrProtocol)
+	}
+	return string(p[2 : 2+n]), p[2+n:], nil
+}
+
+// AppendGFNs appends a make-resident payload.
+func AppendGFNs(b []byte, gfns []fabric.GFN) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(gfns)))
+	for _, g := range gfns {
+		b = binary.BigEndian.AppendUint64(b, uint64(g))
+	}
+	return b
+}
+
+// ParseGFNs decodes a make-resident payload into dst (reused when large enough).
+func ParseGFNs(dst []fabric.GFN, p []byte) ([]fabric.GFN, error) {
+	if len(p) < 4 {
+		return nil, fmt.Errorf("make-resident: %d bytes: %w", len(p), fabric.ErrProtocol)
+	}
+	n := binary.BigEndian.Uint32(p)
+	if n > MaxGFNsPerRequest {
+		return nil, fmt.Errorf("make-resident: %d gfns over %d: %w", n, MaxGFNsPerRequest, fabric.ErrProtocol)
+	}
+	if uint64(len(p)-4) != uint64(n)*8 {
+		return nil, fmt.Errorf("make-resident: %d gfns in %d bytes: %w", n, len(p), fabric.ErrProtocol)
+	}
+	dst = dst[:0]
+	for i := range int(n) {
+		dst = append(dst, fabric.GFN(binary.BigEndian.Uint64(p[4+8*i:])))
+	}
+	return dst, nil
+}
+
+// AppendResults appends a results payload: per GFN code 0 for done, else
+// the code and a message.
+func AppendResults(b []byte, errs []error) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(errs)))
+	for _, err := range errs {
+		c := CodeOf(err)
+		b = append(b, byte(c))
+		if c != CodeOK {
+			b = appendMessage(b, err.Error(), maxResultText)
+		}
+	}
+	return b
+}
+
+// ParseResults decodes a results payload; nil entries are done.
+func ParseResults(p []byte) ([]error, error) {
+	if len(p) < 4 {
+		return nil, fmt.Errorf("results: %d bytes: %w", len(p), fabric.ErrProtocol)
+	}
+	n := binary.BigEndian.Uint32(p)
+	if n > MaxGFNsPerRequest || uint64(n) > uint64(len(p)-4) {
+		return nil, fmt.Errorf("results: %d entries in %d bytes: %w", n, len(p), fabric.ErrProtocol)
+	}
+	errs := make([]error, n)
+	p = p[4:]
+	for i := range errs {
+		if len(p) < 1 {
+			return nil, fmt.Errorf("results: entry %d missing: %w", i, fabric.ErrProtocol)
+		}
+		c := Code(p[0])
+		p = p[1:]
+		if c == CodeOK {
+			continue
+		}
+		msg, rest, err := parseMessage(p, maxResultText)
+		if err != nil {
+			return nil, fmt.Errorf("results: entry %d: %w", i, err)
+		}
+		errs[i], p = &RemoteError{Code: c, Msg: msg}, rest
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("results: %d trailing bytes: %w", len(p), fabric.ErrProtocol)
+	}
+	return errs, nil
+}
+
+// ParseFDs decodes an fds payload: how many descriptors ride with it.
+func ParseFDs(p []byte) (int, error) {
+	if len(p) != fdsSize || p[0] != numFDs {
+		return 0, fmt.Errorf("fds frame: payload %x, want one byte %d: %w", p, numFDs, fabric.ErrProtocol)
+	}
+	return numFDs, nil
+}
+
+// numFDs is how many descriptors an fds frame carries: RAM, then location map.
+const numFDs = 2

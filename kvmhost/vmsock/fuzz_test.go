@@ -1,0 +1,138 @@
+package vmsock
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+)
+
+// A frame stream from either side decodes into frames whose payloads each
+// parse or are rejected with ErrProtocol; nothing panics, nothing is
+// allocated beyond the bounds, and what parses re-encodes to the same bytes.
+func FuzzDecodeFrame(f *testing.F) {
+	info, _ := AppendInfo(nil, VMInfo{VM: "vm", RAMSize: 1 << 20, Layout: []fabric.PhysRange{{Start: 0, End: 1 << 20}},
+		Subhosts: []Subhost{{ID: 2, Addr: "a:1", VM: "vm", Key: []byte{1}}}})
+	for _, seed := range [][]byte{
+		hello(1, 1),
+		frame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
+		frame(TypeError, 0, AppendError(nil, fabric.ErrForbidden)),
+		frame(TypeInfo, 2, info),
+		frame(TypeFDs, 3, []byte{numFDs}),
+		frame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
+		frame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
+		AppendHeader(nil, Header{Type: TypeResults, ID: 1, Len: MaxPayload}),
+		{},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, limit := range []func(Type) uint32{requestLimit, replyLimit} {
+			r := bytes.NewReader(b)
+			for {
+				h, p, err := readFrame(r, limit, nil)
+				if err != nil {
+					if h.Len > MaxPayload {
+						t.Fatalf("header of %d bytes accepted", h.Len)
+					}
+					break
+				}
+				if uint32(len(p)) != h.Len || h.Len > limit(h.Type) {
+					t.Fatalf("%v frame of %d bytes, limit %d", h.Type, len(p), limit(h.Type))
+				}
+				if got := AppendHeader(nil, h); !bytes.Equal(got, b[len(b)-r.Len()-len(p)-HeaderSize:][:HeaderSize]) {
+					t.Fatalf("header %+v re-encodes to %x", h, got)
+				}
+				checkPayload(t, h.Type, p)
+			}
+		}
+	})
+}
+
+func checkPayload(t *testing.T, typ Type, p []byte) {
+	t.Helper()
+	rejected := func(err error) bool {
+		if err != nil && !errors.Is(err, fabric.ErrProtocol) {
+			t.Fatalf("%v: error %v does not wrap ErrProtocol", typ, err)
+		}
+		return err != nil
+	}
+	switch typ {
+	case TypeHello:
+		v, err := ParseHello(p)
+		if !rejected(err) && !bytes.Equal(AppendHello(nil, v), p) {
+			t.Fatalf("hello %+v from %x", v, p)
+		}
+	case TypeWelcome:
+		v, err := ParseWelcome(p)
+		if !rejected(err) && !bytes.Equal(AppendWelcome(nil, v), p) {
+			t.Fatalf("welcome %+v from %x", v, p)
+		}
+	case TypeError:
+		re, err := ParseError(p)
+		if !rejected(err) && (re.Code == CodeOK || len(re.Msg) > maxErrorText) {
+			t.Fatalf("error %+v from %x", re, p)
+		}
+	case TypeInfo:
+		v, err := ParseInfo(p)
+		if !rejected(err) {
+			back, err := AppendInfo(nil, v)
+			if err != nil || !bytes.Equal(back, p) {
+				t.Fatalf("info %+v re-encodes to %x (%v), read from %x", v, back, err, p)
+			}
+		}
+	case TypeFDs:
+		n, err := ParseFDs(p)
+		if !rejected(err) && n != numFDs {
+			t.Fatalf("fds frame of %d", n)
+		}
+	case TypeMakeResident:
+		g, err := ParseGFNs(nil, p)
+		if !rejected(err) && !bytes.Equal(AppendGFNs(nil, g), p) {
+			t.Fatalf("gfns %v from %x", g, p)
+		}
+	case TypeResults:
+		errs, err := ParseResults(p)
+		if rejected(err) {
+			return
+		}
+		again, err := ParseResults(AppendResults(nil, errs))
+		if err != nil || len(again) != len(errs) {
+			t.Fatalf("results %v do not survive re-encoding: %v", errs, err)
+		}
+		for i := range errs {
+			if CodeOf(errs[i]) != CodeOf(again[i]) {
+				t.Fatalf("result %d: code %d became %d", i, CodeOf(errs[i]), CodeOf(again[i]))
+			}
+		}
+	}
+}
+
+func TestInfoRoundTrip(t *testing.T) {
+	v := VMInfo{
+		VM: "vm-1", CR3: 1, CR4: 2, RAMSize: 3 << 30,
+		Layout:   []fabric.PhysRange{{Start: 0, End: 0xa0000}, {Start: 0x100000, End: 2 << 30}, {Start: 4 << 30, End: 3 << 30}},
+		Subhosts: []Subhost{{ID: 7, Addr: "10.0.0.1:7450", VM: "vm-1", Key: bytes.Repeat([]byte{9}, 32)}},
+	}
+	if _, err := AppendInfo(nil, v); !errors.Is(err, fabric.ErrProtocol) {
+		t.Fatalf("an empty range was encoded: %v", err)
+	}
+	v.Layout[2] = fabric.PhysRange{Start: 2 << 30, End: 3 << 30}
+	b, err := AppendInfo(nil, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseInfo(b)
+	if err != nil || !reflect.DeepEqual(got, v) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if len(b) > maxInfoPayload {
+		t.Fatalf("info of %d bytes over the bound %d", len(b), maxInfoPayload)
+	}
+	v.Subhosts = append(v.Subhosts, Subhost{ID: 7})
+	if _, err := AppendInfo(nil, v); !errors.Is(err, fabric.ErrProtocol) {
+		t.Fatalf("duplicate sub-host id encoded: %v", err)
+	}
+}
