@@ -88,11 +88,11 @@ func TestMemoryLayoutHoles(t *testing.T) {
 func TestNewMemoryRejects(t *testing.T) {
 	vm := newFakeVM(t, stampedContent(8), 1, 8)
 	for name, cfg := range map[string]fabric.MemoryConfig{
-		"empty layout":  {Layout: []fabric.PhysRange{}},
-		"empty range":   {Layout: []fabric.PhysRange{{Start: 4096, End: 4096}}},
-		"beyond map":    {Layout: []fabric.PhysRange{{Start: 0, End: 9 << 12}}},
-		"self without":  {Method: fabric.MethodSelf},
-		"unknown":       {Method: fabric.Method(7)},
+		"empty layout": {Layout: []fabric.PhysRange{}},
+		"empty range":  {Layout: []fabric.PhysRange{{Start: 4096, End: 4096}}},
+		"beyond map":   {Layout: []fabric.PhysRange{{Start: 0, End: 9 << 12}}},
+		"self without": {Method: fabric.MethodSelf},
+		"unknown":      {Method: fabric.Method(7)},
 	} {
 		cfg.RAM, cfg.Locations, cfg.Subhosts = vm.ro, vm.locs, vm.trs
 		if cfg.Layout == nil {

@@ -5,12 +5,6 @@ import (
 	"slices"
 )
 
-// PhysRange is a backed guest-physical range [Start, End), page aligned in
-// a runtime's layout (Memory also accepts ragged ends, as a dump may have).
-// A VM's layout is a list of them; the holes between them (MMIO, the PCI
-// hole) are not guest RAM and cannot be read.
-type PhysRange struct{ Start, End uint64 }
-
 // normalizeLayout checks that no range is empty,
 // sorts them and merges ranges that touch or overlap, so a read that crosses
 // from one into the next is one backed span.
