@@ -13,3 +13,10 @@ func SweepCache(m *Memory) { m.cache.sweepOnce() }
 
 // CacheTrust is how long a cache entry may go unobserved.
 const CacheTrust = cacheTrust
+
+// ForcePread makes Memories opened until the returned restore runs read
+// local pages by pread instead of the SIGBUS view.
+func ForcePread() (restore func()) {
+	preadOnly = true
+	return func() { preadOnly = false }
+}

@@ -53,6 +53,22 @@ func TestMemoryConformance(t *testing.T) {
 	}
 }
 
+func TestMemoryPreadFallback(t *testing.T) {
+	defer fabric.ForcePread()()
+	t.Run("Conformance", func(t *testing.T) {
+		physmemtest.Run(t, func(t testing.TB, content []byte) physmem.Reader {
+			vm := newFakeVM(t, content, 1, 256)
+			scatter(t, vm, 2)
+			m := vm.memory(t, fabric.MemoryConfig{Method: fabric.MethodAdaptive})
+			if !strings.HasPrefix(m.LocalMode(), "pread") {
+				t.Fatalf("local mode %q", m.LocalMode())
+			}
+			return m
+		})
+	})
+	t.Run("Churn", func(t *testing.T) { churn(t, fabric.MethodProxy) })
+}
+
 func TestMemoryLayoutHoles(t *testing.T) {
 	content := stampedContent(64)
 	vm := newFakeVM(t, content, 1, 64)
@@ -446,71 +462,158 @@ func TestMemorySelfFallsBackToProxy(t *testing.T) {
 // some on the way in), and checks that every page read is whole and of
 // the right frame.
 func TestMemoryChurn(t *testing.T) {
-	const pages = 256
 	for _, method := range methods {
-		t.Run(method.String(), func(t *testing.T) {
-			vm := newFakeVM(t, stampedContent(pages), 2, pages)
-			scatter(t, vm, 2)
-			m := vm.memory(t, methodConfig(vm, method))
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(7, 7))
-				page := make([]byte, 4096)
-				for v := uint64(1); ; v++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					g := fabric.GFN(rng.IntN(pages))
-					var err error
-					if vm.locs.Load(g).State() == fabric.StateLocal {
-						err = vm.pageOut(g, uint8(rng.IntN(2)))
-					} else {
-						stampPage(page, g, v)
-						err = vm.pageIn(g, page)
-					}
-					if err != nil && !strings.Contains(err.Error(), "page ") {
-						t.Error(err)
-						return
+		t.Run(method.String(), func(t *testing.T) { churn(t, method) })
+	}
+}
+
+func churn(t *testing.T, method fabric.Method) {
+	const pages = 256
+	vm := newFakeVM(t, stampedContent(pages), 2, pages)
+	scatter(t, vm, 2)
+	m := vm.memory(t, methodConfig(vm, method))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(7, 7))
+		page := make([]byte, 4096)
+		for v := uint64(1); ; v++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			g := fabric.GFN(rng.IntN(pages))
+			var err error
+			if vm.locs.Load(g).State() == fabric.StateLocal {
+				err = vm.pageOut(g, uint8(rng.IntN(2)))
+			} else {
+				stampPage(page, g, v)
+				err = vm.pageIn(g, page)
+			}
+			if err != nil && !strings.Contains(err.Error(), "page ") {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	var reads, bad atomic.Int64
+	deadline := time.Now().Add(time.Second)
+	for r := range 3 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 3))
+			for time.Now().Before(deadline) {
+				batch := make([]physmem.Range, 16)
+				for i := range batch {
+					n := 1 + rng.IntN(3)
+					batch[i] = physmem.Range{Addr: uint64(rng.IntN(pages-n+1)) << 12, Buf: make([]byte, n<<12)}
+				}
+				if err := m.ReadPhys(batch); err != nil {
+					t.Error(err)
+					return
+				}
+				for _, rg := range batch {
+					for off := 0; off < len(rg.Buf); off += 4096 {
+						reads.Add(1)
+						if err := checkPage(rg.Buf[off:off+4096], fabric.GFNOf(rg.Addr+uint64(off))); err != nil {
+							bad.Add(1)
+						}
 					}
 				}
-			})
-			var reads, bad atomic.Int64
-			deadline := time.Now().Add(time.Second)
-			for r := range 3 {
-				wg.Go(func() {
-					rng := rand.New(rand.NewPCG(uint64(r), 3))
-					for time.Now().Before(deadline) {
-						batch := make([]physmem.Range, 16)
-						for i := range batch {
-							n := 1 + rng.IntN(3)
-							batch[i] = physmem.Range{Addr: uint64(rng.IntN(pages-n+1)) << 12, Buf: make([]byte, n<<12)}
-						}
-						if err := m.ReadPhys(batch); err != nil {
-							t.Error(err)
-							return
-						}
-						for _, rg := range batch {
-							for off := 0; off < len(rg.Buf); off += 4096 {
-								reads.Add(1)
-								if err := checkPage(rg.Buf[off:off+4096], fabric.GFNOf(rg.Addr+uint64(off))); err != nil {
-									bad.Add(1)
-								}
-							}
-						}
-					}
-				})
-			}
-			time.Sleep(time.Until(deadline))
-			close(stop)
-			wg.Wait()
-			s := m.Stats()
-			t.Logf("reads=%d mismatches=%d moves=%d stats=%+v", reads.Load(), bad.Load(), vm.moves, s)
-			if bad.Load() != 0 || reads.Load() == 0 {
-				t.Fatalf("%d of %d page reads inconsistent", bad.Load(), reads.Load())
 			}
 		})
+	}
+	time.Sleep(time.Until(deadline))
+	close(stop)
+	wg.Wait()
+	s := m.Stats()
+	t.Logf("reads=%d mismatches=%d moves=%d stats=%+v", reads.Load(), bad.Load(), vm.moves, s)
+	if bad.Load() != 0 || reads.Load() == 0 {
+		t.Fatalf("%d of %d page reads inconsistent", bad.Load(), reads.Load())
+	}
+}
+
+// requireView fails unless m reads local pages through the SIGBUS view,
+// skipping only where userfaultfd is not available to this process.
+func requireView(t *testing.T, m *fabric.Memory) {
+	t.Helper()
+	mode := m.LocalMode()
+	if mode == "sigbus-view" {
+		return
+	}
+	if strings.Contains(mode, "userfaultfd not available") {
+		t.Skipf("local reads fell back to %s: run as root or with sysctl vm.unprivileged_userfaultfd=1", mode)
+	}
+	t.Fatalf("local reads by %s, want the sigbus view", mode)
+}
+
+// TestMemoryViewHole reads a page whose word says local while guest RAM
+// holds a hole: the view faults, the fault is recovered, the read fails
+// with ErrMissing, and nothing is allocated in the memfd.
+func TestMemoryViewHole(t *testing.T) {
+	content := stampedContent(16)
+	vm := newFakeVM(t, content, 1, 16)
+	m := vm.memory(t, fabric.MemoryConfig{})
+	requireView(t, m)
+	vm.punch(5)
+	blocks := vm.stBlocks()
+	batch := []physmem.Range{
+		{Addr: 4 << 12, Buf: make([]byte, 3<<12)}, // a run across the hole
+		{Addr: 5<<12 + 100, Buf: make([]byte, 8)},
+		{Addr: 7 << 12, Buf: make([]byte, 4096)},
+	}
+	err := m.ReadPhys(batch)
+	if !errors.Is(err, physmem.ErrPartial) {
+		t.Fatalf("batch error %v", err)
+	}
+	for _, i := range []int{0, 1} {
+		if !errors.Is(batch[i].Err, fabric.ErrMissing) {
+			t.Errorf("range %d over the hole: %v, want ErrMissing", i, batch[i].Err)
+		}
+	}
+	if batch[2].Err != nil || !bytes.Equal(batch[2].Buf, content[7<<12:8<<12]) {
+		t.Errorf("range beside the hole: %v", batch[2].Err)
+	}
+	if after := vm.stBlocks(); after != blocks {
+		t.Errorf("memfd blocks %d -> %d: the read allocated the hole", blocks, after)
+	}
+	if s := m.Stats(); s.LocalFaults == 0 {
+		t.Errorf("stats %+v: no fault recorded", s)
+	}
+	// The page comes back (as a page-in would fill it): readable again.
+	if _, err := vm.ram.WriteAt(content[5<<12:6<<12], 5<<12); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReadPhys(batch[:1]); err != nil || !bytes.Equal(batch[0].Buf, content[4<<12:7<<12]) {
+		t.Fatalf("after refill: %v", err)
+	}
+}
+
+// TestMemoryViewFollowsEviction checks that a page read through the view,
+// then paged out (punched), faults instead of returning the old mapping's
+// data, and that the read goes to the sub-host.
+func TestMemoryViewFollowsEviction(t *testing.T) {
+	content := stampedContent(8)
+	vm := newFakeVM(t, content, 1, 8)
+	m := vm.memory(t, fabric.MemoryConfig{})
+	requireView(t, m)
+	readAll(t, m, 8)
+	page := make([]byte, 4096)
+	stampPage(page, 3, 9)
+	if err := vm.pageOut(3, 0); err != nil {
+		t.Fatal(err)
+	}
+	blocks := vm.stBlocks()
+	if got := readAll(t, m, 8); !bytes.Equal(got, content) {
+		t.Fatal("after page-out: wrong bytes")
+	}
+	if err := vm.pageIn(3, page); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, m, 8); !bytes.Equal(got[3<<12:4<<12], page) {
+		t.Fatal("after page-in with new content: stale bytes")
+	}
+	if after := vm.stBlocks(); after != blocks+8 {
+		t.Errorf("memfd blocks %d -> %d, want one page more (the page-in)", blocks, after)
 	}
 }
