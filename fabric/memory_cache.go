@@ -14,16 +14,17 @@ const DefaultCacheBytes = 256 << 20
 // A word can come back to W only after 2^18 generation bumps (a full wrap,
 // ending at the same sub-host and slot), which takes 2^16 round trips of the
 // page between hosts. cacheTrust is far shorter than the fastest such wrap
-// (it would need a page-in and a page-out every 0.8 µs for 50 ms; one
-// userfaultfd fault round trip alone is 11 µs or more): so two observations
+// (it would need a page-in and a page-out of that one frame every 3 µs for
+// 200 ms; one userfaultfd fault round trip alone is 11 µs or more, and a
+// frame just paged in is the last victim a clock picks): so two observations
 // of W less than cacheTrust apart prove that no wrap happened between them.
 // An entry is served only while its word has been observed, at least every
 // cacheTrust, since the page was fetched: by the reads that use it and by a
 // sweeper that, while the Memory is in use, loads the word of every entry
 // every cacheSweep. An entry that went unobserved longer is stale for good.
 const (
-	cacheTrust = 50 * time.Millisecond
-	cacheSweep = 20 * time.Millisecond
+	cacheTrust = 200 * time.Millisecond
+	cacheSweep = 50 * time.Millisecond
 	// cacheIdle stops the sweeper when no read has come for this long; the
 	// entries then age out and are refetched on the next use.
 	cacheIdle = 5 * time.Second
@@ -93,8 +94,9 @@ func fresh(seen, now int64) bool { return seen > 0 && now-seen < int64(cacheTrus
 
 // get copies bytes [off, off+len(dst)) of the page cached for (g, w) into
 // dst, if there is one and it is fresh. w was loaded by the caller no later
-// than now (the recheck of the read protocol follows).
-func (c *pageCache) get(g GFN, w Word, off int, dst []byte) bool {
+// than now and no earlier than start (the start of its call), which counts
+// as an observation of w.
+func (c *pageCache) get(g GFN, w Word, off int, dst []byte, start time.Time) bool {
 	now := c.now()
 	c.touch(now)
 	c.mu.RLock()
@@ -104,11 +106,15 @@ func (c *pageCache) get(g GFN, w Word, off int, dst []byte) bool {
 		return false
 	}
 	e := &c.ents[k]
-	if e.word != w || !fresh(e.seen.Load(), now) {
+	seen := e.seen.Load()
+	if e.word != w || !fresh(seen, now) {
 		return false
 	}
 	copy(dst, c.page(int(k))[off:])
 	e.ref.Store(true)
+	if at := c.at(start); at > seen {
+		e.seen.CompareAndSwap(seen, at)
+	}
 	return true
 }
 

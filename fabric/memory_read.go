@@ -301,9 +301,8 @@ func (m *Memory) readLocal(b *readBatch, pending []int) {
 			k = e
 			continue
 		}
-		first, last := &b.pieces[i], &b.pieces[b.cur[pending[e-1]]]
-		run := joinPieces(first, last)
-		if err := m.local.read(run, b.gfns[i].Addr()+uint64(first.off)); err != nil {
+		run := joinPieces(b, i, b.cur[pending[e-1]])
+		if err := m.local.read(run, b.gfns[i].Addr()+uint64(b.pieces[i].off)); err != nil {
 			for _, j := range pending[k:e] {
 				p := &b.pieces[b.cur[j]]
 				if err := m.local.read(p.dst, b.gfns[b.cur[j]].Addr()+uint64(p.off)); err != nil {
@@ -328,10 +327,12 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// joinPieces is the destination bytes from first through last, pieces of one
-// range that follow each other (so their bytes are contiguous in its Buf).
-func joinPieces(first, last *piece) []byte {
-	start := unsafe.SliceData(first.dst)
-	end := unsafe.Add(unsafe.Pointer(unsafe.SliceData(last.dst)), len(last.dst))
-	return unsafe.Slice(start, uintptr(end)-uintptr(unsafe.Pointer(start)))
+// joinPieces is the destination bytes of the pieces first..last of one
+// range, which follow each other in its Buf.
+func joinPieces(b *readBatch, first, last int) []byte {
+	n := 0
+	for i := first; i <= last; i++ {
+		n += len(b.pieces[i].dst)
+	}
+	return unsafe.Slice(unsafe.SliceData(b.pieces[first].dst), n)
 }

@@ -162,7 +162,7 @@ func (m *Memory) readCached(b *readBatch, js []int) {
 	var hits uint64
 	for _, j := range js {
 		p := &b.pieces[b.cur[j]]
-		if m.cache.get(b.curG[j], b.curW[j], p.off, p.dst) {
+		if m.cache.get(b.curG[j], b.curW[j], p.off, p.dst, b.start) {
 			hits++
 			continue
 		}

@@ -509,7 +509,11 @@ func churn(t *testing.T, method fabric.Method) {
 					batch[i] = physmem.Range{Addr: uint64(rng.IntN(pages-n+1)) << 12, Buf: make([]byte, n<<12)}
 				}
 				if err := m.ReadPhys(batch); err != nil {
-					t.Error(err)
+					for _, rg := range batch {
+						if rg.Err != nil {
+							t.Error(rg.Err)
+						}
+					}
 					return
 				}
 				for _, rg := range batch {
