@@ -39,6 +39,7 @@ type cacheFill struct {
 	word  Word
 	read  uint16
 	buf   []byte
+	seen  time.Time // the recheck of word came after this
 }
 
 type cacheEnt struct {
@@ -94,9 +95,8 @@ func fresh(seen, now int64) bool { return seen > 0 && now-seen < int64(cacheTrus
 
 // get copies bytes [off, off+len(dst)) of the page cached for (g, w) into
 // dst, if there is one and it is fresh. w was loaded by the caller no later
-// than now and no earlier than start (the start of its call), which counts
-// as an observation of w.
-func (c *pageCache) get(g GFN, w Word, off int, dst []byte, start time.Time) bool {
+// than now and no earlier than loaded, which counts as an observation of w.
+func (c *pageCache) get(g GFN, w Word, off int, dst []byte, loaded time.Time) bool {
 	now := c.now()
 	c.touch(now)
 	c.mu.RLock()
@@ -112,14 +112,15 @@ func (c *pageCache) get(g GFN, w Word, off int, dst []byte, start time.Time) boo
 	}
 	copy(dst, c.page(int(k))[off:])
 	e.ref.Store(true)
-	if at := c.at(start); at > seen {
+	if at := c.at(loaded); at > seen {
 		e.seen.CompareAndSwap(seen, at)
 	}
 	return true
 }
 
-// put caches page as the content of g under w, observed no earlier than
-// at (the start of the call that fetched and verified it).
+// put caches page as the content of g under w, verified by an observation
+// of w no earlier than at. The read protocol itself rests on no wrap within
+// one read, so the page belongs to the incarnation of w seen at the recheck.
 func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
 	seen := c.at(at)
 	if !fresh(seen, c.now()) || c.closed.Load() {

@@ -52,7 +52,9 @@ type readBatch struct {
 	fills   []cacheFill
 	scratch [][]byte // page buffers on loan from pagePool
 
-	start  time.Time
+	// round is no later than the word loads of the current round of the
+	// read protocol (the adaptive cache's observation time)
+	round  time.Time
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -165,7 +167,9 @@ func (m *Memory) readPieces(b *readBatch) {
 	for i := range b.cur {
 		b.cur[i] = i
 	}
-	b.start = time.Now()
+	if m.cache != nil {
+		b.round = time.Now()
+	}
 	curG, curW, curE := b.gfns[:n], b.words[:n], b.errs[:n]
 	round := func(pending []int) error { m.readRound(b, pending); return nil }
 	for hold := 0; ; hold++ {
@@ -228,7 +232,7 @@ func (m *Memory) account(b *readBatch) {
 	if m.cache != nil {
 		for _, f := range b.fills {
 			if b.errs[f.piece] == nil && b.words[f.piece] == f.word && b.reads[f.piece] == f.read {
-				m.cache.put(b.gfns[f.piece], f.word, f.buf, b.start)
+				m.cache.put(b.gfns[f.piece], f.word, f.buf, f.seen)
 			}
 		}
 	}
@@ -262,6 +266,7 @@ func (m *Memory) readRound(b *readBatch, pending []int) {
 		m.exchange(b, b.remote)
 	case MethodAdaptive:
 		m.readCached(b, b.remote)
+		b.round = time.Now() // the loads of a retry come after this
 	default:
 		m.fetch(b, b.remote, false)
 	}

@@ -3,6 +3,7 @@ package fabric
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
 var pagePool = sync.Pool{New: func() any { return new([PageSize]byte) }}
@@ -85,6 +86,9 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 		wg.Wait()
 	}
 	var fetched uint64
+	// The recheck of the words comes after this: the fetched pages are
+	// verified observations of their words no earlier than now.
+	done := time.Now()
 	for _, g := range groups {
 		if g.err == nil {
 			for _, io := range g.ios {
@@ -109,7 +113,7 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 				copy(p.dst, io.Buf[p.off:])
 			}
 			if keep {
-				b.fills = append(b.fills, cacheFill{piece: i, word: b.curW[e.j], read: b.reads[i], buf: io.Buf})
+				b.fills = append(b.fills, cacheFill{piece: i, word: b.curW[e.j], read: b.reads[i], buf: io.Buf, seen: done})
 			}
 		}
 	}
@@ -162,7 +166,7 @@ func (m *Memory) readCached(b *readBatch, js []int) {
 	var hits uint64
 	for _, j := range js {
 		p := &b.pieces[b.cur[j]]
-		if m.cache.get(b.curG[j], b.curW[j], p.off, p.dst, b.start) {
+		if m.cache.get(b.curG[j], b.curW[j], p.off, p.dst, b.round) {
 			hits++
 			continue
 		}
