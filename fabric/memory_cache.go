@@ -1,0 +1,250 @@
+package fabric
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultCacheBytes bounds the adaptive cache when MemoryConfig.CacheBytes is 0.
+const DefaultCacheBytes = 256 << 20
+
+// Validity of a cached page. A page held by a sub-host cannot change there,
+// so a copy fetched under word W is right for as long as the word stays W.
+// A word can come back to W only after 2^18 generation bumps (a full wrap,
+// ending at the same sub-host and slot), which takes 2^16 round trips of the
+// page between hosts. cacheTrust is far shorter than the fastest such wrap
+// (it would need a page-in and a page-out of that one frame every 3 µs for
+// 200 ms; one userfaultfd fault round trip alone is 11 µs or more, and a
+// frame just paged in is the last victim a clock picks): so two observations
+// of W less than cacheTrust apart prove that no wrap happened between them.
+// An entry is served only while its word has been observed, at least every
+// cacheTrust, since the page was fetched: by the reads that use it and by a
+// sweeper that, while the Memory is in use, loads the word of every entry
+// every cacheSweep. An entry that went unobserved longer is stale for good.
+const (
+	cacheTrust = 200 * time.Millisecond
+	cacheSweep = 50 * time.Millisecond
+	// cacheIdle stops the sweeper when no read has come for this long; the
+	// entries then age out and are refetched on the next use.
+	cacheIdle = 5 * time.Second
+	// cacheChunk pages of cache memory are allocated at a time, as used.
+	cacheChunk = 256
+)
+
+// cacheFill is a page fetched for the cache during a call, inserted once
+// the read protocol has verified it (its word held still across its last read).
+type cacheFill struct {
+	piece int
+	word  Word
+	read  uint16
+	buf   []byte
+	seen  time.Time // the recheck of word came after this
+}
+
+type cacheEnt struct {
+	gfn  GFN
+	word Word
+	seen atomic.Int64 // ns since the cache's epoch: last observation of word, 0 for dead
+	ref  atomic.Bool  // CLOCK reference bit
+}
+
+// pageCache is adaptive paging's main-host cache of remote pages keyed by
+// (GFN, location word), bounded to a fixed number of pages and evicting by
+// CLOCK (second chance). Lookups share a read lock; inserts take it alone.
+type pageCache struct {
+	locs      Locations
+	capacity  int
+	evictions *atomic.Uint64
+	epoch     time.Time
+
+	mu    sync.RWMutex
+	index map[GFN]int32
+	ents  []cacheEnt
+	data  [][]byte // chunks of cacheChunk pages
+	hand  int
+
+	lastUse  atomic.Int64
+	sweeping atomic.Bool
+	stop     chan struct{}
+	done     sync.WaitGroup
+	closed   atomic.Bool
+}
+
+func newPageCache(bytes int64, locs Locations, evictions *atomic.Uint64) *pageCache {
+	capacity := max(int(bytes/PageSize), 1)
+	return &pageCache{
+		locs: locs, capacity: capacity, evictions: evictions, epoch: time.Now(),
+		index: make(map[GFN]int32), stop: make(chan struct{}),
+	}
+}
+
+func (c *pageCache) now() int64 { return max(int64(time.Since(c.epoch)), 1) }
+
+func (c *pageCache) at(t time.Time) int64 { return max(int64(t.Sub(c.epoch)), 1) }
+
+func (c *pageCache) page(k int) []byte {
+	chunk := c.data[k/cacheChunk]
+	off := (k % cacheChunk) * PageSize
+	return chunk[off : off+PageSize : off+PageSize]
+}
+
+// fresh reports whether an entry last observed at seen may still be trusted
+// by an observation made no later than now.
+func fresh(seen, now int64) bool { return seen > 0 && now-seen < int64(cacheTrust) }
+
+// get copies bytes [off, off+len(dst)) of the page cached for (g, w) into
+// dst, if there is one and it is fresh. w was loaded by the caller no later
+// than now and no earlier than loaded, which counts as an observation of w.
+func (c *pageCache) get(g GFN, w Word, off int, dst []byte, loaded time.Time) bool {
+	now := c.now()
+	c.touch(now)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	k, ok := c.index[g]
+	if !ok {
+		return false
+	}
+	e := &c.ents[k]
+	seen := e.seen.Load()
+	if e.word != w || !fresh(seen, now) {
+		return false
+	}
+	copy(dst, c.page(int(k))[off:])
+	e.ref.Store(true)
+	if at := c.at(loaded); at > seen {
+		e.seen.CompareAndSwap(seen, at)
+	}
+	return true
+}
+
+// put caches page as the content of g under w, verified by an observation
+// of w no earlier than at. The read protocol itself rests on no wrap within
+// one read, so the page belongs to the incarnation of w seen at the recheck.
+func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
+	seen := c.at(at)
+	if !fresh(seen, c.now()) || c.closed.Load() {
+		return // verified too long ago to start a chain of observations
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.index[g]
+	if !ok {
+		k = int32(c.victim())
+		c.index[g] = k
+	}
+	e := &c.ents[k]
+	e.gfn, e.word = g, w
+	e.seen.Store(seen)
+	e.ref.Store(false) // second chance is earned by a hit
+	copy(c.page(int(k)), page)
+}
+
+// victim returns a free entry, or evicts one: CLOCK over the entries, where
+// dead and aged-out entries go first and a referenced one gets a second chance.
+func (c *pageCache) victim() int {
+	if len(c.ents) < c.capacity {
+		if len(c.ents)%cacheChunk == 0 {
+			c.data = append(c.data, make([]byte, cacheChunk*PageSize))
+		}
+		if len(c.ents) == cap(c.ents) {
+			grown := make([]cacheEnt, len(c.ents), min(c.capacity, max(2*cap(c.ents), cacheChunk)))
+			for i := range c.ents {
+				grown[i].gfn, grown[i].word = c.ents[i].gfn, c.ents[i].word
+				grown[i].seen.Store(c.ents[i].seen.Load())
+				grown[i].ref.Store(c.ents[i].ref.Load())
+			}
+			c.ents = grown
+		}
+		c.ents = c.ents[:len(c.ents)+1]
+		return len(c.ents) - 1
+	}
+	now := c.now()
+	for {
+		k := c.hand
+		c.hand = (c.hand + 1) % len(c.ents)
+		e := &c.ents[k]
+		if fresh(e.seen.Load(), now) && e.ref.Swap(false) {
+			continue
+		}
+		delete(c.index, e.gfn)
+		c.evictions.Add(1)
+		return k
+	}
+}
+
+// touch notes a use and starts the sweeper if it is not running.
+func (c *pageCache) touch(now int64) {
+	c.lastUse.Store(now)
+	if !c.sweeping.Load() && !c.closed.Load() && c.sweeping.CompareAndSwap(false, true) {
+		c.done.Add(1)
+		go c.sweep()
+	}
+}
+
+// sweep observes the word of every entry each cacheSweep while the cache is
+// in use, keeping unchanged entries fresh and killing changed ones.
+func (c *pageCache) sweep() {
+	defer c.done.Done()
+	t := time.NewTicker(cacheSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			c.sweeping.Store(false)
+			return
+		case <-t.C:
+		}
+		if c.now()-c.lastUse.Load() > int64(cacheIdle) {
+			c.sweeping.Store(false)
+			// A use that saw the flag still set before we cleared it has
+			// not started a sweeper: look again.
+			if c.now()-c.lastUse.Load() > int64(cacheIdle) || !c.sweeping.CompareAndSwap(false, true) {
+				return
+			}
+		}
+		c.sweepOnce()
+	}
+}
+
+// sweepOnce checks the entries in chunks, each bracketed by two clock
+// readings: an unchanged word is recorded as observed at the earlier one,
+// and counts only if the entry was fresh at the later one.
+func (c *pageCache) sweepOnce() {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var same [128]bool
+	for base := 0; base < len(c.ents); base += len(same) {
+		ents := c.ents[base:min(base+len(same), len(c.ents))]
+		low := c.now()
+		for i := range ents {
+			same[i] = c.locs.Load(ents[i].gfn) == ents[i].word
+		}
+		high := c.now()
+		for i := range ents {
+			e := &ents[i]
+			seen := e.seen.Load()
+			switch {
+			case !same[i] || !fresh(seen, high):
+				e.seen.Store(0)
+			case seen < low:
+				e.seen.CompareAndSwap(seen, low)
+			}
+		}
+	}
+}
+
+func (c *pageCache) close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	close(c.stop)
+	c.done.Wait()
+}
+
+// len is the number of cached pages (for tests).
+func (c *pageCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.index)
+}

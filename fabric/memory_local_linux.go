@@ -1,0 +1,108 @@
+//go:build linux
+
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"golang.org/x/sys/unix"
+)
+
+// localView reads guest RAM on this host. The preferred way is the SIGBUS
+// view (see openSigbusView): a read-only private mapping of the RAM memfd
+// with its own userfaultfd in SIGBUS mode, read with copy() while the
+// goroutine turns faults into panics; a hole then faults instead of being
+// filled, and the fault is recovered and reported as errHole. Where the view
+// cannot be made, pread is the fallback: slower, and a hole reads as zeros
+// (only the word recheck of the read protocol tells).
+type localView struct {
+	file *os.File
+	fd   int
+	size uint64
+	view *sigbusView // nil: pread
+	why  string      // why the view could not be made
+	// coalesce: read runs of pages with one call (pays for pread, whose
+	// cost is per call; the view copies page by page just as fast)
+	coalesce bool
+}
+
+func openLocalView(f *os.File, size uint64) (*localView, error) {
+	var st unix.Stat_t
+	fd := int(f.Fd())
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("ram file: stat: %w", err)
+	}
+	if uint64(st.Size) < size {
+		return nil, fmt.Errorf("ram file of %d bytes is shorter than the layout (%#x): %w", st.Size, size, ErrBadLayout)
+	}
+	v := &localView{file: f, fd: fd, size: size}
+	view, err := openSigbusView(fd, size)
+	if err == nil && preadOnly {
+		err = errors.Join(errNoView, view.close(), errors.New("pread forced"))
+	}
+	if err != nil {
+		v.why, v.coalesce = err.Error(), true
+		return v, nil
+	}
+	v.view = view
+	return v, nil
+}
+
+func (v *localView) mode() string {
+	if v.view != nil {
+		return "sigbus-view"
+	}
+	return "pread: " + v.why
+}
+
+// guard arms fault recovery for the calling goroutine (SetPanicOnFault is
+// per goroutine) and returns the previous setting for unguard.
+func (v *localView) guard() bool {
+	if v.view == nil {
+		return false
+	}
+	return debug.SetPanicOnFault(true)
+}
+
+func (v *localView) unguard(old bool) {
+	if v.view != nil {
+		debug.SetPanicOnFault(old)
+	}
+}
+
+// read fills dst from guest RAM at off; the caller holds guard.
+func (v *localView) read(dst []byte, off uint64) error {
+	if v.view != nil {
+		return v.view.read(dst, off)
+	}
+	for len(dst) > 0 {
+		n, err := unix.Pread(v.fd, dst, int64(off))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("pread ram at %#x: %w", off, err)
+		case n == 0:
+			return fmt.Errorf("pread ram at %#x: %w", off, io.ErrUnexpectedEOF)
+		}
+		dst, off = dst[n:], off+uint64(n)
+	}
+	return nil
+}
+
+func (v *localView) close() error {
+	if v.view != nil {
+		return v.view.close()
+	}
+	return nil
+}
+
+var errNoView = errors.New("sigbus view unavailable")
+
+// preadOnly makes openLocalView refuse the view, so that tests exercise
+// the fallback on a machine where the view works.
+var preadOnly bool

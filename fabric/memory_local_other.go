@@ -1,0 +1,22 @@
+//go:build !linux
+
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// localView is only available on Linux (memfd guest RAM).
+type localView struct{ coalesce bool }
+
+func openLocalView(*os.File, uint64) (*localView, error) {
+	return nil, fmt.Errorf("guest ram view needs linux: %w", errors.ErrUnsupported)
+}
+
+func (v *localView) mode() string              { return "none" }
+func (v *localView) guard() bool               { return false }
+func (v *localView) unguard(bool)              {}
+func (v *localView) read([]byte, uint64) error { return errors.ErrUnsupported }
+func (v *localView) close() error              { return nil }

@@ -1,0 +1,180 @@
+package fabric
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+var pagePool = sync.Pool{New: func() any { return new([PageSize]byte) }}
+
+func getPage() []byte  { return pagePool.Get().(*[PageSize]byte)[:] }
+func putPage(p []byte) { pagePool.Put((*[PageSize]byte)(p)) }
+
+// fetchGroup is one sub-host's share of a round: one transport batch.
+type fetchGroup struct {
+	sub   uint8
+	ios   []SlotIO
+	ents  []fetchEnt
+	slots map[uint64]int // slot -> index in ios, so a page is fetched once
+	err   error
+}
+
+// fetchEnt ties an entry of the round to the transport entry it reads from.
+type fetchEnt struct {
+	j      int
+	io     int
+	direct bool // the transport fills the piece's bytes in place
+}
+
+// fetch reads the remote entries js straight from their sub-hosts: one
+// transport batch per sub-host, concurrently when there are several. A page
+// wanted whole lands in the caller's buffer; others go through a scratch
+// page. With keep, every page goes through a scratch page, which is recorded
+// for the cache once the read is verified.
+func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
+	var groups []*fetchGroup
+	for _, j := range js {
+		w := b.curW[j]
+		var g *fetchGroup
+		for _, gg := range groups {
+			if gg.sub == w.SubHost() {
+				g = gg
+				break
+			}
+		}
+		if g == nil {
+			g = &fetchGroup{sub: w.SubHost()}
+			if len(js) > 1 {
+				g.slots = make(map[uint64]int)
+			}
+			groups = append(groups, g)
+		}
+		if k, ok := g.slots[w.Slot()]; ok {
+			g.ents = append(g.ents, fetchEnt{j: j, io: k})
+			continue
+		}
+		p := &b.pieces[b.cur[j]]
+		direct := !keep && p.off == 0 && len(p.dst) == PageSize
+		buf := p.dst
+		if !direct {
+			buf = getPage()
+			b.scratch = append(b.scratch, buf)
+		}
+		if g.slots != nil {
+			g.slots[w.Slot()] = len(g.ios)
+		}
+		g.ents = append(g.ents, fetchEnt{j: j, io: len(g.ios), direct: direct})
+		g.ios = append(g.ios, SlotIO{Slot: w.Slot(), Buf: buf})
+	}
+	ctx := m.remoteCtx(b)
+	run := func(g *fetchGroup) {
+		tr, ok := m.cfg.Subhosts[g.sub]
+		if !ok || tr == nil {
+			g.err = fmt.Errorf("sub-host %d: %w", g.sub, ErrNoSubhost)
+			return
+		}
+		_ = tr.ReadSlots(ctx, g.ios)
+	}
+	if len(groups) == 1 {
+		run(groups[0])
+	} else {
+		var wg sync.WaitGroup
+		for _, g := range groups {
+			wg.Go(func() { run(g) })
+		}
+		wg.Wait()
+	}
+	var fetched uint64
+	// The recheck of the words comes after this: the fetched pages are
+	// verified observations of their words no earlier than now.
+	done := time.Now()
+	for _, g := range groups {
+		if g.err == nil {
+			for _, io := range g.ios {
+				if io.Err == nil {
+					fetched++
+				}
+			}
+		}
+		for _, e := range g.ents {
+			io := &g.ios[e.io]
+			err := g.err
+			if err == nil {
+				err = io.Err
+			}
+			i := b.cur[e.j]
+			if err != nil {
+				b.curE[e.j] = fmt.Errorf("gfn %#x on sub-host %d slot %d: %w", uint64(b.gfns[i]), g.sub, io.Slot, err)
+				continue
+			}
+			p := &b.pieces[i]
+			if !e.direct {
+				copy(p.dst, io.Buf[p.off:])
+			}
+			if keep {
+				b.fills = append(b.fills, cacheFill{piece: i, word: b.curW[e.j], read: b.reads[i], buf: io.Buf, seen: done})
+			}
+		}
+	}
+	m.stats.fetched.Add(fetched)
+}
+
+// exchange asks the Exchanger to make the remote frames of js resident; the
+// frames it made resident are marked for a local re-read (their words
+// changed, so the protocol retries them; if a word held still the outer
+// loop does). Frames it failed are read by proxy and counted.
+func (m *Memory) exchange(b *readBatch, js []int) {
+	gfns := make([]GFN, 0, len(js))
+	first := make(map[GFN]int, len(js)) // gfn -> index in gfns
+	for _, j := range js {
+		g := b.curG[j]
+		if _, ok := first[g]; !ok {
+			first[g] = len(gfns)
+			gfns = append(gfns, g)
+		}
+	}
+	errs := m.cfg.Exchanger.MakeResident(m.remoteCtx(b), gfns)
+	b.proxy = b.proxy[:0]
+	var made, failed uint64
+	for k := range gfns {
+		if k < len(errs) && errs[k] == nil {
+			made++
+		} else {
+			failed++
+		}
+	}
+	for _, j := range js {
+		k := first[b.curG[j]]
+		if k < len(errs) && errs[k] == nil {
+			b.curE[j] = errExchanged
+			continue
+		}
+		b.proxy = append(b.proxy, j)
+	}
+	m.stats.exchanged.Add(made)
+	m.stats.fallbacks.Add(failed)
+	if len(b.proxy) > 0 {
+		m.fetch(b, b.proxy, false)
+	}
+}
+
+// readCached serves the remote entries of js from the cache where it holds
+// the page under the same word, and fetches the rest (kept for the cache).
+func (m *Memory) readCached(b *readBatch, js []int) {
+	b.proxy = b.proxy[:0]
+	var hits uint64
+	for _, j := range js {
+		p := &b.pieces[b.cur[j]]
+		if m.cache.get(b.curG[j], b.curW[j], p.off, p.dst, b.round) {
+			hits++
+			continue
+		}
+		b.proxy = append(b.proxy, j)
+	}
+	m.stats.hits.Add(hits)
+	m.stats.misses.Add(uint64(len(b.proxy)))
+	if len(b.proxy) > 0 {
+		m.fetch(b, b.proxy, true)
+	}
+}
