@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"crypto/rand"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"text/tabwriter"
@@ -14,6 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
+	"github.com/vmemtrans/vmemtrans/internal/bench"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/tcpfallback"
 )
@@ -87,12 +91,20 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 		return fmt.Errorf("--local-pages %d, --remote-pages %d, --batch %d, --runs %d, --phase %v: all must be positive",
 			mf.localPages, mf.remotePages, mf.batch, mf.runs, mf.phase)
 	}
-	sh, err := startBenchSubhost()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	keys, err := control.NewKeyring(map[string][]byte{"bench-memory": key})
 	if err != nil {
 		return err
 	}
-	defer sh.close()
-	tr, err := dialTransport(ctx, sh.addr, "bench-memory", sh.key, mf.rdma,
+	sh, err := controltest.New(keys)
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	tr, err := dialTransport(ctx, sh.Addr, "bench-memory", key, mf.rdma,
 		tcpfallback.Options{Slots: mf.remotePages, MaxBatch: max(mf.batch, 256)})
 	if err != nil {
 		return err
@@ -110,7 +122,7 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 	const rounds = 6 // alternations per run and ratio
 	slice := mf.phase / rounds
 	for run := range mf.runs {
-		rng := rand.New(rand.NewPCG(uint64(run), 0xbe9c4))
+		rng := mrand.New(mrand.NewPCG(uint64(run), 0xbe9c4))
 		var local, bare, proxy, raw, hits rateSum
 		for range rounds {
 			if err := local.measure(slice, func() error { return vm.readMemory(vm.proxy, rng, 0, mf.localPages, mf.batch) }, mf.batch); err != nil {
@@ -156,11 +168,11 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 	for k, v := range series {
 		res.Spread[k] = spread{Min: slices.Min(v), Max: slices.Max(v)}
 	}
-	res.LocalPerS, res.BarePerS, res.LocalRatio = median(series["local_pages_per_s"]), median(series["bare_copy_pages_per_s"]), median(series["local_ratio"])
-	res.ProxyPerS, res.TransportPerS, res.ProxyRatio = median(series["proxy_pages_per_s"]), median(series["transport_pages_per_s"]), median(series["proxy_ratio"])
-	res.AdaptiveHitPer = median(series["adaptive_hit_pages_per_s"])
+	res.LocalPerS, res.BarePerS, res.LocalRatio = bench.Median(series["local_pages_per_s"]), bench.Median(series["bare_copy_pages_per_s"]), bench.Median(series["local_ratio"])
+	res.ProxyPerS, res.TransportPerS, res.ProxyRatio = bench.Median(series["proxy_pages_per_s"]), bench.Median(series["transport_pages_per_s"]), bench.Median(series["proxy_ratio"])
+	res.AdaptiveHitPer = bench.Median(series["adaptive_hit_pages_per_s"])
 	if v := series["adaptive_hit_fraction"]; len(v) > 0 {
-		res.AdaptiveHitFr = median(v)
+		res.AdaptiveHitFr = bench.Median(v)
 	}
 	return printBenchMemory(out, res)
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/bench"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
@@ -50,7 +51,7 @@ func newBenchVM(ctx context.Context, tr fabric.Transport, local, remote uint64) 
 	}
 	page := make([]byte, fabric.PageSize)
 	for g := range local {
-		fillPattern(page, g)
+		bench.FillPattern(page, g)
 		if _, err := vm.ram.WriteAt(page, int64(g*fabric.PageSize)); err != nil {
 			return nil, fmt.Errorf("bench ram: %w", err)
 		}
@@ -64,7 +65,7 @@ func newBenchVM(ctx context.Context, tr fabric.Transport, local, remote uint64) 
 		for i := range b {
 			slot := base + uint64(i)
 			b[i] = fabric.SlotIO{Slot: slot, Buf: make([]byte, fabric.PageSize)}
-			fillPattern(b[i].Buf, local+slot)
+			bench.FillPattern(b[i].Buf, local+slot)
 		}
 		if err := tr.WriteSlots(ctx, b); err != nil {
 			return nil, fmt.Errorf("bench sub-host fill: %w", err)
@@ -117,7 +118,7 @@ func (vm *benchVM) verify() error {
 			return fmt.Errorf("bench verify (%v): %w", m.Method(), err)
 		}
 		for g := range total {
-			fillPattern(want, g)
+			bench.FillPattern(want, g)
 			if !bytes.Equal(buf[g*fabric.PageSize:(g+1)*fabric.PageSize], want) {
 				return fmt.Errorf("bench verify (%v): page %d reads different bytes", m.Method(), g)
 			}

@@ -74,8 +74,8 @@ func Fetch(ctx context.Context, tr fabric.Transport, cfg FetchConfig) (FetchResu
 	return res, measureInterleaved(ctx, tr, cfg, &res)
 }
 
-// fillPattern is the content of a slot during the bench, so reads are checked.
-func fillPattern(buf []byte, slot uint64) {
+// FillPattern is the content of a slot during the bench, so reads are checked.
+func FillPattern(buf []byte, slot uint64) {
 	for i := 0; i < len(buf); i += 8 {
 		v := slot*0x9e3779b97f4a7c15 + uint64(i)
 		for j := range 8 {
@@ -95,7 +95,7 @@ func fillAndVerify(ctx context.Context, tr fabric.Transport, pages uint64) (floa
 		b := make([]fabric.SlotIO, n)
 		for i := range b {
 			b[i] = fabric.SlotIO{Slot: base + uint64(i), Buf: make([]byte, fabric.PageSize)}
-			fillPattern(b[i].Buf, b[i].Slot)
+			FillPattern(b[i].Buf, b[i].Slot)
 		}
 		t0 := time.Now()
 		if err := tr.WriteSlots(ctx, b); err != nil {
@@ -109,7 +109,7 @@ func fillAndVerify(ctx context.Context, tr fabric.Transport, pages uint64) (floa
 			return 0, fmt.Errorf("verify: %w", err)
 		}
 		for i := range b {
-			fillPattern(want, b[i].Slot)
+			FillPattern(want, b[i].Slot)
 			if string(want) != string(b[i].Buf) {
 				return 0, fmt.Errorf("verify: slot %d reads back different bytes", b[i].Slot)
 			}
