@@ -57,4 +57,3 @@ func serveMetrics(addr string, reg *prometheus.Registry) (bound string, stop fun
 		_ = srv.Shutdown(ctx)
 	}, nil
 }
-

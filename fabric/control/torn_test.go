@@ -48,7 +48,7 @@ func TestCutWriteFrameTearsNoSlot(t *testing.T) {
 			old = append(old, fillPage(0xAA)...)
 			neu = append(neu, fillPage(0x55)...)
 		}
-		conn := c.Conn()
+		conn := c.conn
 		sendWrite(t, conn, 1, slots, old, -1)
 		// Wait for the full write's acknowledgement (a statuses frame).
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
