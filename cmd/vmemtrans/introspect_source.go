@@ -21,6 +21,7 @@ type sourceFlags struct {
 	vmlinuz    string
 	maxObjects int
 	maxImage   string
+	vm         vmFlags
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -31,6 +32,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.pause, "pause", false, "pause the live guest while reading it (consistent view)")
 	fl.StringVar(&f.vmlinuz, "vmlinuz", "", "the guest's vmlinuz (symbols and types from it; without it, from guest memory alone)")
 	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
+	f.vm.register(cmd)
 	fl.StringVar(&f.maxImage, "max-image-size", "64GiB", "refuse an --image holding or expanding to more guest memory than this (bytes, or K/M/G/TiB)")
 }
 
@@ -66,9 +68,14 @@ func (f *sourceFlags) open(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.vm.socket != "" {
+		if err := f.vm.attach(ctx, &spec); err != nil {
+			return nil, err
+		}
+	}
 	src, err := source.Open(ctx, spec)
 	if errors.Is(err, source.ErrSpec) {
-		return nil, fmt.Errorf("%w (--image FILE, or --qmp SOCK with --mem-path FILE)", err)
+		return nil, fmt.Errorf("%w (--vm SOCK, --image FILE, or --qmp SOCK with --mem-path FILE)", err)
 	}
 	if err != nil {
 		return nil, err

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/source"
+	"github.com/vmemtrans/vmemtrans/kvmhost/attach"
+	"github.com/vmemtrans/vmemtrans/kvmhost/vmsock"
+	"github.com/vmemtrans/vmemtrans/tcpfallback"
+)
+
+// vmFlags select a split-memory VM served by `vmemtrans mainhost` and how
+// its remote pages are read.
+type vmFlags struct {
+	socket  string
+	method  string
+	cacheMB int
+	rdma    string
+}
+
+func (f *vmFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.socket, "vm", "", "control socket of a split-memory VM's runtime (vmemtrans mainhost --socket)")
+	fl.StringVar(&f.method, "method", "adaptive", "how remote pages of --vm are read: proxy, self or adaptive")
+	fl.IntVar(&f.cacheMB, "cache-mb", 256, "adaptive method's cache of fetched pages, MiB")
+	fl.StringVar(&f.rdma, "rdma", "auto", "transport to the VM's sub-hosts: auto (RDMA when both ends can, else TCP), off (TCP), or an RDMA device name")
+}
+
+// attach connects to the VM's runtime and makes spec read the VM through
+// fabric.Memory with the VM's registers.
+func (f *vmFlags) attach(ctx context.Context, spec *source.Spec) error {
+	if spec.Image != "" || spec.QMP != "" || spec.MemPath != "" {
+		return fmt.Errorf("%w: --vm excludes --image, --qmp and --mem-path", source.ErrSpec)
+	}
+	method, err := fabric.ParseMethod(f.method)
+	if err != nil {
+		return fmt.Errorf("--method: %w", err)
+	}
+	dial := func(ctx context.Context, s vmsock.Subhost) (fabric.Transport, error) {
+		return dialTransport(ctx, s.Addr, s.VM, s.Key, f.rdma, tcpfallback.Options{})
+	}
+	vm, err := attach.Attach(ctx, f.socket, attach.Options{Method: method, CacheBytes: int64(f.cacheMB) << 20, Dial: dial})
+	if err != nil {
+		return err
+	}
+	log.Debug().Str("vm", vm.Info.VM).Str("method", method.String()).Int("subhosts", len(vm.Info.Subhosts)).Msg("attached to split-memory vm")
+	spec.Reader, spec.Closer = vm, vm
+	spec.CPU = &image.CPUState{CR3: vm.Info.CR3, CR4: vm.Info.CR4, HasControl: true}
+	return nil
+}
