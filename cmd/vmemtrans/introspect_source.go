@@ -54,9 +54,12 @@ func (f *sourceFlags) options() linux.Options {
 }
 
 func (f *sourceFlags) spec() (source.Spec, error) {
-	maxImage, err := parseByteSize(f.maxImage)
-	if err != nil {
-		return source.Spec{}, fmt.Errorf("--max-image-size: %w", err)
+	var maxImage uint64
+	if f.maxImage != "" {
+		var err error
+		if maxImage, err = parseByteSize(f.maxImage); err != nil {
+			return source.Spec{}, fmt.Errorf("--max-image-size: %w", err)
+		}
 	}
 	return source.Spec{Image: f.image, MaxImageSize: maxImage, QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}, nil
 }

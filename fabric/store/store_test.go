@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
@@ -53,9 +54,16 @@ func runChild(dir string) int {
 		b, _ := r.Slot(i)
 		fillPattern(b, "killed-vm", i)
 	}
+	// A package variable keeps the store reachable: were it garbage, the
+	// finalizer of its lock file would close it and drop the lock.
+	childStore = s
 	fmt.Println("written")
-	select {}
+	for {
+		time.Sleep(time.Hour)
+	}
 }
+
+var childStore *Store
 
 func fillPattern(b []byte, vm string, slot uint64) {
 	rng := rand.New(rand.NewPCG(slot, uint64(len(vm))))

@@ -24,6 +24,9 @@ type Subhost struct {
 	Server *control.Server
 	Store  *store.Store
 	dir    string // removed by Close when New made it
+	state  string // the store's directory
+	keys   *control.Keyring
+	conf   []func(*control.ServerConfig)
 }
 
 // SharedKey is a keyring in which every VM uses key.
@@ -41,12 +44,27 @@ func SharedKey(tb testing.TB, key []byte) *control.Keyring {
 // The server and then the store are closed when the test ends.
 func Start(tb testing.TB, keys *control.Keyring, configure ...func(*control.ServerConfig)) *Subhost {
 	tb.Helper()
-	s, err := serve(tb.TempDir(), keys, configure)
+	s, err := serve(tb.TempDir(), "127.0.0.1:0", keys, configure)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// Kill stops the sub-host at once, as a crash would: the server drops every
+// connection and the store is closed. Restart brings it back.
+func (s *Subhost) Kill() error { return errors.Join(s.Server.Close(), s.Store.Close()) }
+
+// Restart serves the same state directory on the same address again, with
+// the same keys and configuration, after Kill.
+func (s *Subhost) Restart() error {
+	n, err := serve(s.state, s.Addr, s.keys, s.conf)
+	if err != nil {
+		return fmt.Errorf("restart in-process sub-host: %w", err)
+	}
+	s.Server, s.Store = n.Server, n.Store
+	return nil
 }
 
 // New is Start for callers that are not tests: the store lives in a new
@@ -56,7 +74,7 @@ func New(keys *control.Keyring, configure ...func(*control.ServerConfig)) (*Subh
 	if err != nil {
 		return nil, fmt.Errorf("in-process sub-host: %w", err)
 	}
-	s, err := serve(dir, keys, configure)
+	s, err := serve(dir, "127.0.0.1:0", keys, configure)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("in-process sub-host: %w", err)
@@ -65,7 +83,7 @@ func New(keys *control.Keyring, configure ...func(*control.ServerConfig)) (*Subh
 	return s, nil
 }
 
-func serve(dir string, keys *control.Keyring, configure []func(*control.ServerConfig)) (*Subhost, error) {
+func serve(dir, addr string, keys *control.Keyring, configure []func(*control.ServerConfig)) (*Subhost, error) {
 	st, err := store.Open(dir)
 	if err != nil {
 		return nil, err
@@ -79,13 +97,13 @@ func serve(dir string, keys *control.Keyring, configure []func(*control.ServerCo
 		st.Close()
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	go func() { _ = srv.Serve(l) }()
-	return &Subhost{Addr: l.Addr().String(), Server: srv, Store: st}, nil
+	return &Subhost{Addr: l.Addr().String(), Server: srv, Store: st, state: dir, keys: keys, conf: configure}, nil
 }
 
 // Close stops the server, closes the store and removes a directory New made.
