@@ -81,6 +81,10 @@ var (
 	ErrClosed = errors.New("runtime closed")
 )
 
+// evictBatchMax bounds the pages one eviction round writes out: enough for
+// large WriteSlots batches, few enough to keep fault latency low.
+const evictBatchMax = 256
+
 // faultRetry is how long a fault whose page-in failed waits before the
 // faulting thread is woken to fault (and try) again.
 const faultRetry = 50 * time.Millisecond

@@ -14,9 +14,6 @@ import (
 )
 
 const (
-	// evictBatchMax bounds the pages one eviction round writes out: enough
-	// for large WriteSlots batches, few enough to keep fault latency low.
-	evictBatchMax = 256
 	// runMax bounds a contiguous run fenced and punched by one ioctl.
 	runMax = 256
 )

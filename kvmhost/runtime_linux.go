@@ -54,6 +54,7 @@ type Runtime struct {
 
 	startOnce sync.Once
 	stop      chan struct{}
+	stopOnce  sync.Once
 	stopFd    int // eventfd that wakes the handler's poll
 	handlerWG sync.WaitGroup
 	workWG    sync.WaitGroup
@@ -192,8 +193,7 @@ func (r *Runtime) Stats() Stats {
 func (r *Runtime) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
-		close(r.stop)
-		r.workWG.Wait() // the handler still serves faults the workload is blocked in
+		r.stopWorkload() // the handler still serves faults the workload is blocked in
 		if r.stopFd >= 0 {
 			unix.Write(r.stopFd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 		}
@@ -204,6 +204,12 @@ func (r *Runtime) Close() error {
 		err = r.release()
 	})
 	return err
+}
+
+// stopWorkload stops the vCPU threads and waits for them.
+func (r *Runtime) stopWorkload() {
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.workWG.Wait()
 }
 
 func (r *Runtime) release() error {
