@@ -112,10 +112,20 @@ func (r *Runtime) readBatches(ctx context.Context, batches [][]fabric.SlotIO) []
 func (r *Runtime) slotBatches(ctx context.Context, batches [][]fabric.SlotIO,
 	op func(fabric.Transport, context.Context, []fabric.SlotIO) error) []error {
 	errs := make([]error, len(batches))
+	busy := 0
+	for _, b := range batches {
+		if len(b) > 0 {
+			busy++
+		}
+	}
 	done := make(chan struct{}, len(batches))
 	started := 0
 	for sub, b := range batches {
 		if len(b) == 0 {
+			continue
+		}
+		if busy == 1 { // no goroutine handoff (the fault handler is a locked thread)
+			errs[sub] = op(r.subs[sub], ctx, b)
 			continue
 		}
 		started++
