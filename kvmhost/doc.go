@@ -1,0 +1,43 @@
+// Package kvmhost is the split-memory runtime: it holds one VM's guest RAM
+// on the main host and the rest of it on sub-hosts, and moves pages between
+// them as the VM runs.
+//
+// Contract:
+//   - Guest RAM is a memfd (offset == guest-physical address, size == end of
+//     the layout, holes left as holes) mapped MAP_SHARED by the runtime and
+//     registered with userfaultfd for missing and write-protect faults.
+//     RAMFile hands readers an O_RDONLY reopen of it.
+//   - The location map (fabric.LocationMap, one word per GFN up to the end
+//     of the layout) says where each backed page is; every move bumps the
+//     generation: a page-in goes remote → moving → local, a page-out local →
+//     moving → remote. A page is in exactly one place: resident pages are
+//     in the memfd, the others in a sub-host slot and a hole in the memfd.
+//   - New split-migrates the image: ResidentPct of the backed pages (spread
+//     over the layout in groups of 16) stay resident, the rest go to slots,
+//     spread over the sub-hosts in runs of 64. The main host owns slot
+//     allocation; each sub-host region needs SlotsNeeded slots.
+//   - A missing fault pages its page in (batched per read of the uffd);
+//     MakeResident does the same on request (self paging). Above the
+//     resident limit victims are paged out, chosen by a clock with second
+//     chance (a page-in or a request marks a page used; nothing else can be
+//     seen from user space), in contiguous runs, in the fence order that
+//     loses no concurrent write: word moving and write-protect; copy out by
+//     pread of the memfd; WriteSlots to a free slot; word remote; punch the
+//     hole; unprotect, which wakes the writers held meanwhile. One mutex
+//     serialises every move, so a write-protect fault is held until the
+//     eviction that fenced its page is done.
+//   - A page-in that fails leaves the word remote (new generation) and the
+//     faulting thread is woken to retry after faultRetry; MakeResident
+//     returns per-GFN errors. A page-out that fails keeps the page resident.
+//   - Only the runtime's dedicated locked OS threads (the fault handler and
+//     the workload's vCPUs) touch the registered mapping, and they touch it
+//     with plain Go loads and stores, never copy() or sync/atomic: a fault
+//     inside runtime assembly or race-detector C code cannot be preempted and
+//     would block a garbage collection the handler may be waiting for. Start
+//     raises GOMAXPROCS so vCPUs blocked in faults (each holding a P) leave
+//     Ps for the handler and the transports.
+//   - The synthetic workload writes only Workload.WritableGFNs, each page
+//     by one thread, stamping the whole page (see Stamp, VerifyStamp,
+//     IsStamped); it reads any backed page.
+//   - Counters: Stats, and Collectors for Prometheus.
+package kvmhost
