@@ -1,0 +1,111 @@
+//go:build linux
+
+package test
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+
+	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/linux"
+	"github.com/vmemtrans/vmemtrans/kvmhost"
+	"github.com/vmemtrans/vmemtrans/tcpfallback"
+)
+
+// splitFixture is a committed fixture guest split by the runtime over
+// in-process sub-hosts on loopback.
+type splitFixture struct {
+	f        *fixture
+	layout   []fabric.PhysRange
+	free     map[fabric.GFN]bool
+	rt       *kvmhost.Runtime
+	subhosts []*controltest.Subhost
+	keys     [][]byte
+	trans    []fabric.Transport
+}
+
+const splitVM = "split-test-vm"
+
+func layoutOf(img *image.Image) []fabric.PhysRange {
+	var out []fabric.PhysRange
+	for _, e := range img.Extents() {
+		out = append(out, fabric.PhysRange{Start: e.Start &^ (fabric.PageSize - 1), End: (e.End + fabric.PageSize - 1) &^ (fabric.PageSize - 1)})
+	}
+	return out
+}
+
+// startSplit splits fixture name over n sub-hosts with pct resident and
+// the workload configured by wl (its WritableGFNs are the guest's free
+// pages). Everything stops when the test ends.
+func startSplit(t *testing.T, name string, n, pct int, wl kvmhost.WorkloadConfig) *splitFixture {
+	t.Helper()
+	f, k := fixtureKernel(t, name, 2)
+	s := &splitFixture{f: f, layout: layoutOf(f.img), free: map[fabric.GFN]bool{}}
+	free, err := linux.FreePages(k, s.layout[len(s.layout)-1].End>>fabric.PageShift)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range free {
+		s.free[fabric.GFN(p)] = true
+		wl.WritableGFNs = append(wl.WritableGFNs, fabric.GFN(p))
+	}
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		keys, err := control.NewKeyring(map[string][]byte{splitVM: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := controltest.Start(t, keys)
+		tr, err := tcpfallback.Dial(ctx, sh.Addr, splitVM, key, tcpfallback.Options{Slots: kvmhost.SlotsNeeded(s.layout, n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		s.subhosts, s.keys, s.trans = append(s.subhosts, sh), append(s.keys, key), append(s.trans, tr)
+	}
+	s.rt, err = kvmhost.New(ctx, kvmhost.Config{Memory: f.img, Layout: s.layout, Subhosts: s.trans, ResidentPct: pct, Workload: wl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.rt.Close() })
+	if err := s.rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// memory is an IDS reader of the split VM by method m, with its own
+// transports, as an IDS process has.
+func (s *splitFixture) memory(t *testing.T, m fabric.Method, cacheBytes int64) *fabric.Memory {
+	t.Helper()
+	ram, err := s.rt.RAMFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ram.Close() })
+	subs := map[uint8]fabric.Transport{}
+	for i, sh := range s.subhosts {
+		tr, err := tcpfallback.Dial(context.Background(), sh.Addr, splitVM, s.keys[i], tcpfallback.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		subs[uint8(i)] = tr
+	}
+	cfg := fabric.MemoryConfig{RAM: ram, Locations: s.rt.Locations(), Layout: s.layout, Subhosts: subs, Method: m, CacheBytes: cacheBytes}
+	if m == fabric.MethodSelf {
+		cfg.Exchanger = s.rt
+	}
+	mem, err := fabric.NewMemory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	return mem
+}
