@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -12,7 +13,9 @@ import (
 var (
 	jsonOutput bool
 	logLevel   string
+	cpuProfile string
 	log        zerolog.Logger
+	stopProf   = func() {}
 )
 
 var rootCmd = &cobra.Command{
@@ -27,19 +30,33 @@ var rootCmd = &cobra.Command{
 		}
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).
 			Level(lvl).With().Timestamp().Logger()
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+		}
 		return nil
 	},
+	PersistentPostRun: func(*cobra.Command, []string) { stopProf() },
 }
 
 func init() {
 	rootCmd.PersistentFlags().BoolVar(&jsonOutput, "json", false, "print machine-readable JSON")
 	rootCmd.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (go tool pprof)")
 }
 
 // Subcommands live in their own files and register themselves with
 // rootCmd.AddCommand in an init function.
 func main() {
 	if err := rootCmd.Execute(); err != nil {
+		stopProf()
 		fmt.Fprintln(os.Stderr, "vmemtrans:", err)
 		os.Exit(1)
 	}

@@ -32,8 +32,14 @@ type Config struct {
 	CacheBytes int64
 	// Patterns are the scan's signatures.
 	Patterns [][]byte
-	// WorkloadThreads is the number of synthetic vCPUs.
-	WorkloadThreads int
+	// WorkloadThreads is the number of synthetic vCPUs; each touches
+	// WorkloadRate pages a second, nine in ten in a hot set of
+	// WorkloadHotPages, writing WorkloadWriteRatio of its touches (to the
+	// guest's free pages only).
+	WorkloadThreads    int
+	WorkloadRate       float64
+	WorkloadHotPages   int
+	WorkloadWriteRatio float64
 	// Methods are the split-memory read methods to run, in order.
 	Methods []fabric.Method
 	// Stage is told what the demo is doing, for a progress display.
@@ -49,14 +55,17 @@ const BundledImage = "test/fixtures/linux-6.1-attack/memory.elf.zst"
 // sub-hosts, a quarter of it resident.
 func DefaultConfig() Config {
 	return Config{
-		Image:           FindBundledImage(),
-		Subhosts:        2,
-		ResidentPct:     25,
-		CacheBytes:      512 << 20,
-		Patterns:        [][]byte{[]byte("vmt_hideme"), []byte("rkit")},
-		WorkloadThreads: 2,
-		Methods:         []fabric.Method{fabric.MethodProxy, fabric.MethodSelf, fabric.MethodAdaptive},
-		Log:             zerolog.Nop(),
+		Image:              FindBundledImage(),
+		Subhosts:           2,
+		ResidentPct:        25,
+		CacheBytes:         512 << 20,
+		Patterns:           [][]byte{[]byte("vmt_hideme"), []byte("rkit")},
+		WorkloadThreads:    2,
+		WorkloadRate:       5000,
+		WorkloadHotPages:   4096,
+		WorkloadWriteRatio: 0.3,
+		Methods:            []fabric.Method{fabric.MethodProxy, fabric.MethodSelf, fabric.MethodAdaptive},
+		Log:                zerolog.Nop(),
 	}
 }
 

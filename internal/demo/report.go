@@ -49,7 +49,7 @@ type Report struct {
 	ResidentPct int            `json:"resident_pct"`
 	Transport   string         `json:"transport"`
 	Findings    Findings       `json:"findings"`
-	Runs        []RunResult          `json:"runs"`
+	Runs        []RunResult    `json:"runs"`
 	Runtime     RuntimeSummary `json:"runtime"`
 	SplitS      float64        `json:"split_s"` // split-migrating the image onto the sub-hosts
 	WallS       float64        `json:"wall_s"`

@@ -84,6 +84,9 @@ func startSplitVM(ctx context.Context, cfg *Config, u *unsplit, rep *Report) (vm
 		ResidentPct: cfg.ResidentPct,
 		Workload: kvmhost.WorkloadConfig{
 			Threads:      cfg.WorkloadThreads,
+			HotSetPages:  cfg.WorkloadHotPages,
+			WriteRatio:   cfg.WorkloadWriteRatio,
+			Rate:         cfg.WorkloadRate,
 			WritableGFNs: u.free,
 		},
 		Log: cfg.Log,

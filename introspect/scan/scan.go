@@ -24,15 +24,15 @@ type Options struct {
 	BatchPages int
 	// Limit stops the scan after this many matches (0: no limit).
 	Limit int
-	// Progress, when set, is called after each batch with the bytes done and
-	// the total.
+	// Progress, when set, is called after each batch with the bytes of the
+	// address space done and the total.
 	Progress func(done, total uint64)
 }
 
 // Match is one occurrence of a pattern.
 type Match struct {
-	Addr    uint64 `json:"-"`
-	Pattern int    `json:"pattern"` // index into the patterns scanned for
+	Addr    uint64
+	Pattern int // index into the patterns scanned for
 }
 
 // Unreadable is a run of pages that could not be read.
@@ -46,7 +46,7 @@ type Unreadable struct {
 type Result struct {
 	Matches    []Match
 	Unreadable []Unreadable
-	// BytesRead counts memory read (holes excluded).
+	// BytesRead counts memory read (holes and skipped zero ranges excluded).
 	BytesRead uint64
 }
 
@@ -54,87 +54,136 @@ type Result struct {
 // Matches are in address order (for equal addresses, in pattern order). The
 // error wraps ErrIncomplete when some memory could not be read; the result
 // still holds every match found in the memory that could.
+//
+// A reader that implements physmem.Sparse has only its data ranges read
+// when no pattern holds a zero byte (such a pattern cannot match inside
+// zeros, nor across a hole, which the scan never bridges).
 func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
-	longest := 0
+	if len(patterns) == 0 {
+		return nil, errors.New("scan needs at least one pattern")
+	}
+	longest, zeroFree := 0, true
 	for i, p := range patterns {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("scan pattern %d is empty", i)
 		}
 		longest = max(longest, len(p))
-	}
-	if len(patterns) == 0 {
-		return nil, errors.New("scan needs at least one pattern")
+		zeroFree = zeroFree && bytes.IndexByte(p, 0) < 0
 	}
 	batchPages := opt.BatchPages
 	if batchPages <= 0 {
 		batchPages = DefaultBatchPages
 	}
-	s := &scanner{patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1}
-	size := r.Size() &^ (pageSize - 1)
-	ranges := make([]physmem.Range, 0, batchPages)
-	bufs := make([]byte, batchPages*pageSize)
-	for base := uint64(0); base < size; base += uint64(batchPages) * pageSize {
-		ranges = ranges[:0]
-		for i := 0; i < batchPages && base+uint64(i)*pageSize < size; i++ {
-			ranges = append(ranges, physmem.Range{Addr: base + uint64(i)*pageSize, Buf: bufs[i*pageSize : (i+1)*pageSize]})
+	s := &scanner{
+		patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1,
+		ranges: make([]physmem.Range, 0, batchPages),
+		buf:    make([]byte, longest-1+batchPages*pageSize),
+	}
+	size := r.Size()
+	next := func(addr uint64) (uint64, uint64, bool) {
+		if addr >= size {
+			return 0, 0, false
 		}
-		if err := r.ReadPhys(ranges); err != nil && !errors.Is(err, physmem.ErrPartial) {
-			for i := range ranges {
-				if ranges[i].Err == nil {
-					ranges[i].Err = err
-				}
-			}
+		return addr, size, true
+	}
+	if sp, ok := r.(physmem.Sparse); ok && zeroFree {
+		next = sp.NextData
+	}
+	for addr := uint64(0); ; {
+		start, end, ok := next(addr)
+		if !ok || start >= size {
+			break
 		}
-		for _, rg := range ranges {
-			if !s.page(rg) {
+		start, end = start&^(pageSize-1), min((end+pageSize-1)&^(pageSize-1), (size+pageSize-1)&^(pageSize-1))
+		if end <= start {
+			break
+		}
+		for base := start; base < end; base += uint64(batchPages) * pageSize {
+			n := int(min(uint64(batchPages), (end-base)/pageSize))
+			if !s.batch(r, base, n) {
 				return s.finish()
 			}
+			if opt.Progress != nil {
+				opt.Progress(base+uint64(n)*pageSize, size)
+			}
 		}
-		if opt.Progress != nil {
-			opt.Progress(min(base+uint64(batchPages)*pageSize, size), size)
-		}
+		addr = end
 	}
 	return s.finish()
 }
 
-// scanner carries the tail of the previous readable page across pages, so
-// a match straddling a page boundary is seen whole.
+// scanner carries the tail of the last readable page across batches, so a
+// match straddling two batches is seen whole.
 type scanner struct {
 	patterns [][]byte
 	opt      Options
 	res      *Result
-	keep     int    // bytes of tail to keep: longest pattern - 1
-	tail     []byte // the last keep bytes before tailEnd, contiguous
-	tailEnd  uint64 // physical address just past tail
-	window   []byte
+	keep     int // bytes of tail to keep: longest pattern - 1
+	tailLen  int // valid tail bytes, kept in buf[keep-tailLen:keep]
+	tailEnd  uint64
+	ranges   []physmem.Range
+	buf      []byte // keep bytes of tail, then the batch's pages
 }
 
-// page scans one page of the batch; false stops the scan (limit reached).
-func (s *scanner) page(rg physmem.Range) bool {
-	if rg.Err != nil {
-		s.tail = s.tail[:0]
-		if !errors.Is(rg.Err, physmem.ErrOutOfRange) {
-			s.unreadable(rg.Addr, rg.Err)
+// batch reads n pages from base and scans every run of readable pages in
+// place; false stops the scan (limit reached).
+func (s *scanner) batch(r physmem.Reader, base uint64, n int) bool {
+	s.ranges = s.ranges[:0]
+	for i := range n {
+		off := s.keep + i*pageSize
+		s.ranges = append(s.ranges, physmem.Range{Addr: base + uint64(i)*pageSize, Buf: s.buf[off : off+pageSize]})
+	}
+	if err := r.ReadPhys(s.ranges); err != nil && !errors.Is(err, physmem.ErrPartial) {
+		for i := range s.ranges {
+			if s.ranges[i].Err == nil {
+				s.ranges[i].Err = err
+			}
 		}
-		return true
 	}
-	s.res.BytesRead += uint64(len(rg.Buf))
-	if s.tailEnd != rg.Addr {
-		s.tail = s.tail[:0]
+	if s.tailEnd != base {
+		s.tailLen = 0
 	}
-	s.window = append(append(s.window[:0], s.tail...), rg.Buf...)
-	start := rg.Addr - uint64(len(s.tail))
-	// A match must end inside this page: one that ended in the tail was
-	// reported with the previous page.
+	for i := 0; i < n; {
+		if err := s.ranges[i].Err; err != nil {
+			if !errors.Is(err, physmem.ErrOutOfRange) {
+				s.unreadable(s.ranges[i].Addr, err)
+			}
+			s.tailLen = 0
+			i++
+			continue
+		}
+		j := i
+		for j < n && s.ranges[j].Err == nil {
+			j++
+		}
+		if !s.run(base, i, j) {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+// run scans readable pages [i, j) of the batch at base, with the tail of
+// the preceding bytes when they were read just before.
+func (s *scanner) run(base uint64, i, j int) bool {
+	lo := s.keep + i*pageSize
+	tail := 0
+	if i == 0 {
+		tail = s.tailLen
+	}
+	window := s.buf[lo-tail : s.keep+j*pageSize]
+	start := base + uint64(i)*pageSize - uint64(tail)
+	s.res.BytesRead += uint64(j-i) * pageSize
 	for pi, p := range s.patterns {
 		for off := 0; ; off++ {
-			j := bytes.Index(s.window[off:], p)
-			if j < 0 {
+			k := bytes.Index(window[off:], p)
+			if k < 0 {
 				break
 			}
-			off += j
-			if off+len(p) <= len(s.tail) {
-				continue
+			off += k
+			if off+len(p) <= tail {
+				continue // it ended in the tail: found with the previous batch
 			}
 			s.res.Matches = append(s.res.Matches, Match{Addr: start + uint64(off), Pattern: pi})
 			if s.opt.Limit > 0 && len(s.res.Matches) >= s.opt.Limit {
@@ -142,9 +191,11 @@ func (s *scanner) page(rg physmem.Range) bool {
 			}
 		}
 	}
-	keep := min(s.keep, len(s.window))
-	s.tail = append(s.tail[:0], s.window[len(s.window)-keep:]...)
-	s.tailEnd = rg.Addr + uint64(len(rg.Buf))
+	// The last keep bytes become the next batch's tail, copied in front of
+	// its first page.
+	s.tailLen = min(s.keep, len(window))
+	copy(s.buf[s.keep-s.tailLen:s.keep], window[len(window)-s.tailLen:])
+	s.tailEnd = base + uint64(j)*pageSize
 	return true
 }
 

@@ -159,3 +159,42 @@ func equal(a, b []scan.Match) bool {
 	}
 	return true
 }
+
+// sparseReader reports one data range and counts reads outside it.
+type sparseReader struct {
+	physmem.Reader
+	lo, hi  uint64
+	outside int
+}
+
+func (s *sparseReader) NextData(addr uint64) (uint64, uint64, bool) {
+	if addr >= s.hi {
+		return 0, 0, false
+	}
+	return max(addr, s.lo), s.hi, true
+}
+
+func (s *sparseReader) ReadPhys(rs []physmem.Range) error {
+	for _, r := range rs {
+		if r.Addr < s.lo || r.Addr >= s.hi {
+			s.outside++
+		}
+	}
+	return s.Reader.ReadPhys(rs)
+}
+
+func TestScanSparseReadsOnlyData(t *testing.T) {
+	mem := make([]byte, 32*4096)
+	plant(mem, []byte("needle"), 10*4096-3, 20*4096)
+	sr := &sparseReader{Reader: image.NewBytes(mem), lo: 8 * 4096, hi: 16 * 4096}
+	res, err := scan.Memory(sr, [][]byte{[]byte("needle")}, scan.Options{BatchPages: 3})
+	if err != nil || sr.outside != 0 || len(res.Matches) != 1 || res.Matches[0].Addr != 10*4096-3 {
+		t.Fatalf("sparse scan: %v, %d reads outside the data, matches %v", err, sr.outside, res.Matches)
+	}
+	// A pattern with a zero byte could match in zeros: everything is read.
+	sr.outside = 0
+	res, err = scan.Memory(sr, [][]byte{{'l', 'e', 0}}, scan.Options{})
+	if err != nil || sr.outside == 0 {
+		t.Fatalf("zero-byte pattern: %v, %d reads outside", err, sr.outside)
+	}
+}
