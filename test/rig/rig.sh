@@ -63,12 +63,12 @@ phase go-build "$T"; T=$(now)
 
 # 4. initramfs: modules (rxe, veth, vsock), rdma-core tools, our binaries and checks
 bash "$HERE/lib/mkinitrd.sh" "$W/stage" "$W/initrd.gz" "$HERE/init" \
-  "${GUEST_BINS[@]}" "$HERE/guest/checks.sh" || abort mkinitrd
+  "${GUEST_BINS[@]}" "$HERE/guest/checks.sh" "$ROOT/test/fixtures/linux-6.1-attack/memory.elf.zst" || abort mkinitrd
 phase mkinitrd "$T"; T=$(now)
 
 # 5. boot the guest; QEMU runs under timeout and is stopped by its PID only
 LOG=$W/guest.log
-timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 2 -nographic -no-reboot -nic none \
+timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
   -kernel "$W/vmlinuz" -initrd "$W/initrd.gz" -append 'console=ttyS0 panic=-1 quiet rig.mode=rdma' \
   </dev/null >"$LOG" 2>&1 &
 QPID=$!
@@ -76,7 +76,7 @@ trap 'kill "$QPID" 2>/dev/null' EXIT
 wait "$QPID"; echo "rig: qemu rc=$?"
 trap - EXIT
 grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
-want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma read_ratio_vs_ib_read_bw"
+want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma split_ps_proxy_rdma read_ratio_vs_ib_read_bw"
 for name in $want; do
   rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
   if [ "$rc" = 0 ]; then ok "$name"; else ko "$name rc=${rc:-missing}"; fi

@@ -43,6 +43,7 @@ check_conformance() {
 # (b) subhost + bench fetch through the CLI, over RDMA end to end
 check_cli() {
   mkdir -p /tmp/sub
+  timeout 30 vmemtrans subhost keys add bench --state-dir /tmp/sub > /dev/null
   timeout 300 vmemtrans subhost --listen $SUB --state-dir /tmp/sub --rdma rxe0 --log-level info > /tmp/subhost.log 2>&1 &
   sp=$!
   # listening on 127.0.0.1:7470 = 0100007F:1D2E, state 0A
@@ -83,11 +84,46 @@ check_ratio() {
   echo "$med" | awk '{exit !($1 >= 0.8)}'; res read_ratio_vs_ib_read_bw $?
 }
 
+# (d) a split-memory VM read by an IDS over RDMA: the bundled guest split by
+# the runtime onto a sub-host reached over rxe0; ps through proxy paging (the
+# IDS also reaches the sub-host over rxe0) must equal ps of the unsplit image
+wait_for() { for i in $(seq 1 600); do [ -e "$1" ] && return 0; sleep 0.2; done; return 1; }
+check_split() {
+  mkdir -p /tmp/sub2
+  timeout 30 vmemtrans subhost keys add rig-vm --state-dir /tmp/sub2 > /dev/null
+  timeout 900 vmemtrans subhost --listen 127.0.0.1:7471 --state-dir /tmp/sub2 --rdma rxe0 > /tmp/sub2.log 2>&1 &
+  sp=$!
+  # 127.0.0.1:7471 = 0100007F:1D2F, state 0A (listening)
+  for i in $(seq 1 150); do grep ':1D2F 00000000:0000 0A' /proc/net/tcp >/dev/null && break; sleep 0.2; done
+  timeout 900 vmemtrans mainhost --image /usr/bin/memory.elf.zst --subhost 127.0.0.1:7471 --psk-file /tmp/sub2/psk \
+    --vm rig-vm --resident 25 --socket /tmp/vm.sock --rdma rxe0 --json > /tmp/mainhost.json 2>/tmp/mainhost.log &
+  mp=$!
+  rc=1
+  if wait_for /tmp/vm.sock; then
+    timeout 600 vmemtrans ps --vm /tmp/vm.sock --method proxy --rdma rxe0 --log-level info --json > /tmp/ps-split.json 2>/tmp/ps-split.log
+    r1=$?
+    timeout 300 vmemtrans ps --image /usr/bin/memory.elf.zst --json > /tmp/ps-unsplit.json 2>/tmp/ps-unsplit.log
+    r2=$?
+    n=$(grep -c '"pid"' /tmp/ps-split.json)
+    echo "RIG-SPLIT ps by proxy paging over rdma: rc=$r1, $n tasks; unsplit rc=$r2, $(grep -c '"pid"' /tmp/ps-unsplit.json) tasks"
+    grep -E 'transport|rdma' /tmp/ps-split.log | tail -3
+    if [ $r1 = 0 ] && [ $r2 = 0 ] && [ "$n" -gt 10 ] && cmp -s /tmp/ps-split.json /tmp/ps-unsplit.json &&
+       grep -E '"transports": ?\[ ?"rdma"' /tmp/mainhost.json >/dev/null && grep -E 'rdma' /tmp/ps-split.log >/dev/null; then
+      rc=0
+    fi
+  fi
+  cat /tmp/mainhost.json; tail -5 /tmp/mainhost.log; tail -3 /tmp/sub2.log
+  kill $mp 2>/dev/null; wait $mp 2>/dev/null
+  kill $sp 2>/dev/null; wait $sp 2>/dev/null
+  res split_ps_proxy_rdma $rc
+}
+
 run_checks() {
   rxe_setup
   check_devices
   check_transport
   check_conformance
   check_cli
+  check_split
   check_ratio
 }
