@@ -61,7 +61,7 @@ func (f *sourceFlags) spec() (source.Spec, error) {
 			return source.Spec{}, fmt.Errorf("--max-image-size: %w", err)
 		}
 	}
-	return source.Spec{Image: f.image, MaxImageSize: maxImage, QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}, nil
+	return source.Spec{Image: f.image, MaxImageSize: maxImage, ImageProgress: progressBar("scanning guest memory"), QMP: f.qmp, MemPath: f.memPath, Pause: f.pause, Vmlinuz: f.vmlinuz, Log: log}, nil
 }
 
 // open reads the selected source and binds its kernel. The caller closes the

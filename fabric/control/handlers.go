@@ -185,36 +185,63 @@ func (ss *session) handleWrite(h Header) error {
 		}
 		targets[i] = b
 	}
-	if err := ss.readPagesInto(targets); err != nil {
+	if err := ss.readPagesInto(slots, codes, targets); err != nil {
 		return fmt.Errorf("write request pages: %w", err)
 	}
 	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
 	return nil
 }
 
+// pageStorer is a Region that can store runs of whole pages through the
+// kernel (pwrite) rather than by a copy into its mapping: the kernel copies
+// each page whole, so even a sub-host killed mid-write (SIGKILL, the OOM
+// killer) leaves no slot half old, half new.
+type pageStorer interface {
+	StoreSlots(first uint64, pages []byte) error
+}
+
 // writeStagePages is how many pages of a write are received before any is
 // applied.
 const writeStagePages = 64
 
-// readPagesInto receives one page per target and copies each into its slot
-// only once all of it has arrived: a frame cut off midway (a dead client, a
-// reset) leaves every slot holding its old page or its new one, never a mix.
-// The unacknowledged write may have applied some whole pages; the client
-// treats it as not done and rewrites them.
-func (ss *session) readPagesInto(targets [][]byte) error {
+// readPagesInto receives one page per slot and stores each only once all of
+// it has arrived: a frame cut off midway (a dead client, a reset) leaves
+// every slot holding its old page or its new one, never a mix. The
+// unacknowledged write may have stored some whole pages; the client treats
+// it as not done and rewrites them. Pages for slots that failed (codes) go
+// to their discard target.
+func (ss *session) readPagesInto(slots []uint64, codes []Code, targets [][]byte) error {
 	if ss.stage == nil {
 		ss.stage = make([]byte, writeStagePages*fabric.PageSize)
 	}
+	storer, _ := ss.region.(pageStorer)
 	for len(targets) > 0 {
 		n := min(len(targets), writeStagePages)
 		stage := ss.stage[:n*fabric.PageSize]
 		if err := ReadVectors(ss.br, ss.conn, [][]byte{stage}); err != nil {
 			return err
 		}
-		for i, t := range targets[:n] {
-			copy(t, stage[i*fabric.PageSize:])
+		for i := 0; i < n; {
+			page := func(k int) []byte { return stage[k*fabric.PageSize : (k+1)*fabric.PageSize] }
+			if storer == nil || codes[i] != CodeOK {
+				copy(targets[i], page(i))
+				i++
+				continue
+			}
+			j := i + 1 // a run of consecutive slots is one pwrite
+			for j < n && codes[j] == CodeOK && slots[j] == slots[j-1]+1 {
+				j++
+			}
+			if err := storer.StoreSlots(slots[i], stage[i*fabric.PageSize:j*fabric.PageSize]); err != nil {
+				c := CodeOf(err)
+				for k := i; k < j; k++ {
+					codes[k] = c
+				}
+				ss.log.Warn().Err(err).Msg("control: storing written pages failed")
+			}
+			i = j
 		}
-		targets = targets[n:]
+		slots, codes, targets = slots[n:], codes[n:], targets[n:]
 	}
 	return nil
 }

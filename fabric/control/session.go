@@ -99,6 +99,9 @@ func (ss *session) run() {
 	if err != nil {
 		ss.srv.counters.authFailures.Add(1)
 		ss.log.Warn().Err(err).Msg("control: authentication failed; closing connection")
+		if kerr := ss.srv.cfg.Keys.Err(); kerr != nil {
+			ss.log.Error().Err(kerr).Msg("control: the key file grants no key until fixed")
+		}
 		return
 	}
 	_ = ss.conn.SetDeadline(time.Time{})

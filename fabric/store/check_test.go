@@ -104,3 +104,35 @@ func TestInspectReportsSizesAndHealth(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestStoreSlots(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	r, err := s.Region("vm", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := make([]byte, 3*fabric.PageSize)
+	for i := range pages {
+		pages[i] = byte(i/fabric.PageSize + 1)
+	}
+	if err := r.StoreSlots(4, pages); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < 8; i++ {
+		b, _ := r.Slot(i)
+		want := byte(0)
+		if i >= 4 && i < 7 {
+			want = byte(i - 3)
+		}
+		if b[0] != want || b[fabric.PageSize-1] != want {
+			t.Fatalf("slot %d through the mapping = %d, want %d", i, b[0], want)
+		}
+	}
+	if err := r.StoreSlots(6, pages); !errors.Is(err, fabric.ErrSlotRange) {
+		t.Errorf("StoreSlots past the end = %v, want ErrSlotRange", err)
+	}
+	if err := r.StoreSlots(0, pages[:100]); !errors.Is(err, fabric.ErrBufferSize) {
+		t.Errorf("StoreSlots of a partial page = %v, want ErrBufferSize", err)
+	}
+}

@@ -50,6 +50,28 @@ func (r *Region) Slot(i uint64) ([]byte, error) {
 	return r.mem[off : off+fabric.PageSize : off+fabric.PageSize], nil
 }
 
+// StoreSlots writes pages (a whole number of PageSize pages) into the slots
+// from first on through the file (pwrite), not the mapping: the kernel copies
+// each page into the page cache whole, so a process killed mid-write leaves
+// every slot with its old page or its new one, never a mix. The mapping sees
+// the new pages at once (same page cache).
+func (r *Region) StoreSlots(first uint64, pages []byte) error {
+	if r.closed.Load() {
+		return fmt.Errorf("store slots of %s: %w", r.vm, fabric.ErrClosed)
+	}
+	n := uint64(len(pages)) / fabric.PageSize
+	if uint64(len(pages))%fabric.PageSize != 0 || n == 0 {
+		return fmt.Errorf("store slots of %s: %d bytes is not whole pages: %w", r.vm, len(pages), fabric.ErrBufferSize)
+	}
+	if first >= r.slots || n > r.slots-first {
+		return fmt.Errorf("store slots %d..%d of %s (%d slots): %w", first, first+n-1, r.vm, r.slots, fabric.ErrSlotRange)
+	}
+	if _, err := r.file.WriteAt(pages, int64(first*fabric.PageSize)); err != nil {
+		return fmt.Errorf("store slots %d..%d of %s: %w", first, first+n-1, r.vm, err)
+	}
+	return nil
+}
+
 // Bytes returns the whole page-aligned mapping (nil once closed), for RDMA
 // memory registration and for vectored I/O straight from the region.
 func (r *Region) Bytes() []byte {

@@ -268,3 +268,28 @@ func FuzzOpenZstd(f *testing.F) {
 		scanAll(img, "swapper/0")
 	})
 }
+
+func TestProgressFollowsScans(t *testing.T) {
+	mem := make([]byte, 40<<20)
+	for i := range mem {
+		mem[i] = 1
+	}
+	var last, calls uint64
+	img, err := OpenWith(tempFile(t, "p.raw", mem), Options{Progress: func(done, total uint64) {
+		if done <= last || total != uint64(len(mem)) {
+			t.Errorf("progress %d of %d after %d", done, total, last)
+		}
+		last = done
+		calls++
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	_ = img.ReadPhys([]physmem.Range{{Addr: 0, Buf: make([]byte, 64)}}) // not a scan
+	scanAll(img, "needle")
+	scanAll(img, "needle") // a second pass reports nothing new
+	if last != uint64(len(mem)) || calls < 2 || calls > 4 {
+		t.Fatalf("progress reached %d in %d calls, want %d in a few", last, calls, len(mem))
+	}
+}

@@ -40,6 +40,7 @@ type Image struct {
 	cpus       []CPUState
 	vmcoreinfo string
 	closers    []func() error
+	progress   *progress // nil: no progress reports
 }
 
 // newImage sorts segs and rejects overlaps; zero-length segments are dropped.
@@ -97,6 +98,9 @@ func (m *Image) ReadPhys(ranges []physmem.Range) error {
 	for i := range ranges {
 		r := &ranges[i]
 		r.Err = m.readOne(r.Addr, r.Buf)
+		if m.progress != nil && len(r.Buf) >= progressMinRead {
+			m.progress.reached(r.Addr+uint64(len(r.Buf)), m.size)
+		}
 		if r.Err != nil {
 			failed++
 		}

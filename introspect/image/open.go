@@ -22,6 +22,9 @@ type Options struct {
 	// or ELF file's size, or what a zstd file expands to (0:
 	// DefaultMaxSize). Beyond it Open fails with ErrTooLarge.
 	MaxSize uint64
+	// Progress, when set, is told how far scans (reads of 1 MiB and
+	// more) have reached: the highest address read so far, and Size.
+	Progress func(done, total uint64)
 }
 
 func (o Options) maxSize() uint64 {
@@ -148,6 +151,9 @@ func openAs(f *os.File, format Format, compressed bool, opts Options) (*Image, e
 		return nil, err
 	}
 	img.compressed = compressed
+	if opts.Progress != nil {
+		img.progress = &progress{report: opts.Progress}
+	}
 	img.closers = append(img.closers, f.Close, unmap)
 	return img, nil
 }

@@ -27,9 +27,11 @@ type Spec struct {
 	// MaxImageSize bounds the guest memory Image may hold or expand to
 	// (0: image.DefaultMaxSize).
 	MaxImageSize uint64
-	QMP          string // QMP socket of a live QEMU guest (with MemPath)
-	MemPath      string // the live guest's memory-backend file (with QMP)
-	Pause        bool   // pause the live guest while the Source is open (consistent view)
+	// ImageProgress, when set, follows scans of Image (image.Options).
+	ImageProgress func(done, total uint64)
+	QMP           string // QMP socket of a live QEMU guest (with MemPath)
+	MemPath       string // the live guest's memory-backend file (with QMP)
+	Pause         bool   // pause the live guest while the Source is open (consistent view)
 
 	// Reader is guest physical memory the caller already has, such as a
 	// split-memory VM's. CPU gives its registers when known (CR3, CR4);
@@ -129,7 +131,7 @@ func (s *Source) memory(ctx context.Context, sp Spec) (physmem.Reader, *image.CP
 	case sp.Reader != nil:
 		return sp.Reader, sp.CPU, nil
 	case sp.Image != "":
-		img, err := image.OpenWith(sp.Image, image.Options{MaxSize: sp.MaxImageSize})
+		img, err := image.OpenWith(sp.Image, image.Options{MaxSize: sp.MaxImageSize, Progress: sp.ImageProgress})
 		if err != nil {
 			return nil, nil, err
 		}
