@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // QP names one end of a reliable-connected queue pair.
@@ -30,8 +30,8 @@ type ConnParams struct {
 
 // Validate checks a request or reply before any verbs resource is created.
 func (p ConnParams) Validate(reply bool) error {
-	if len(p.QPs) == 0 || len(p.QPs) > control.MaxQPs {
-		return fmt.Errorf("rdma params: %d queue pairs, want 1..%d: %w", len(p.QPs), control.MaxQPs, fabric.ErrProtocol)
+	if len(p.QPs) == 0 || len(p.QPs) > wire.MaxQPs {
+		return fmt.Errorf("rdma params: %d queue pairs, want 1..%d: %w", len(p.QPs), wire.MaxQPs, fabric.ErrProtocol)
 	}
 	for _, q := range p.QPs {
 		if q.QPN == 0 || q.QPN >= 1<<24 || q.PSN >= 1<<24 {
@@ -82,7 +82,7 @@ func (o Options) withDefaults() Options {
 	if o.Lanes <= 0 {
 		o.Lanes = DefaultLanes
 	}
-	o.Lanes = min(o.Lanes, control.MaxQPs)
+	o.Lanes = min(o.Lanes, wire.MaxQPs)
 	if o.Depth <= 0 {
 		o.Depth = DefaultDepth
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // Responder is the sub-host side: it registers VM regions once and connects
@@ -32,7 +33,7 @@ var _ control.RDMAResponder = (*Responder)(nil)
 // Connect serves a control-protocol rdma-connect: it registers the VM's
 // region on first use and connects queue pairs for the client. The control
 // server calls it only on authenticated connections with the region open.
-func (r *Responder) Connect(vm string, region control.Region, client []control.QPInfo) ([]control.QPInfo, error) {
+func (r *Responder) Connect(vm string, region control.Region, client []wire.QPInfo) ([]wire.QPInfo, error) {
 	req, err := FromQPInfos(client, false)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func (r *Responder) Connect(vm string, region control.Region, client []control.Q
 
 // Disconnect destroys the queue pairs a Connect handed out; the control
 // server calls it when the client asks or its connection ends.
-func (r *Responder) Disconnect(vm string, server []control.QPInfo) error {
+func (r *Responder) Disconnect(vm string, server []wire.QPInfo) error {
 	var conns []*Conn
 	r.mu.Lock()
 	for _, q := range server {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // Built reports whether this binary carries the verbs binding.
@@ -98,12 +99,12 @@ func (r *Responder) Accept(string, ConnParams) (ConnParams, *Conn, error) {
 var _ control.RDMAResponder = (*Responder)(nil)
 
 // Connect fails.
-func (r *Responder) Connect(string, control.Region, []control.QPInfo) ([]control.QPInfo, error) {
+func (r *Responder) Connect(string, control.Region, []wire.QPInfo) ([]wire.QPInfo, error) {
 	return nil, errNotBuilt("connect")
 }
 
 // Disconnect does nothing.
-func (r *Responder) Disconnect(string, []control.QPInfo) error { return nil }
+func (r *Responder) Disconnect(string, []wire.QPInfo) error { return nil }
 
 // Close does nothing.
 func (c *Conn) Close() error { return nil }

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func TestDiscoverAtFakeSysfs(t *testing.T) {
@@ -113,7 +113,7 @@ func TestConnParamsValidate(t *testing.T) {
 		{QPs: []QP{{QPN: 1 << 24}}, MaxRd: 1, MTU: 3},
 		{QPs: []QP{{QPN: 1}}, MaxRd: 0, MTU: 3},
 		{QPs: []QP{{QPN: 1}}, MaxRd: 1, MTU: 9},
-		{QPs: make([]QP, control.MaxQPs+1), MaxRd: 1, MTU: 3},
+		{QPs: make([]QP, wire.MaxQPs+1), MaxRd: 1, MTU: 3},
 	}
 	for i, p := range bad {
 		if err := p.Validate(false); !errors.Is(err, fabric.ErrProtocol) {

@@ -4,16 +4,16 @@ import (
 	"fmt"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // ToQPInfos encodes connection parameters as the control protocol's
 // rdma-connect queue pairs: every entry carries the GID, MTU and region; the
 // transport's Flags byte carries the read depth (MaxRd).
-func ToQPInfos(p ConnParams) []control.QPInfo {
-	out := make([]control.QPInfo, len(p.QPs))
+func ToQPInfos(p ConnParams) []wire.QPInfo {
+	out := make([]wire.QPInfo, len(p.QPs))
 	for i, q := range p.QPs {
-		out[i] = control.QPInfo{GID: p.GID, QPN: q.QPN, PSN: q.PSN, RKey: p.RKey, Addr: p.Addr,
+		out[i] = wire.QPInfo{GID: p.GID, QPN: q.QPN, PSN: q.PSN, RKey: p.RKey, Addr: p.Addr,
 			Length: p.Len, MTU: p.MTU, Flags: p.MaxRd}
 	}
 	return out
@@ -23,7 +23,7 @@ func ToQPInfos(p ConnParams) []control.QPInfo {
 // validates them; reply says whether they come from the sub-host (and must
 // name a region). Entries that disagree on GID, MTU, depth or region are a
 // protocol violation.
-func FromQPInfos(qs []control.QPInfo, reply bool) (ConnParams, error) {
+func FromQPInfos(qs []wire.QPInfo, reply bool) (ConnParams, error) {
 	if len(qs) == 0 {
 		return ConnParams{}, fmt.Errorf("rdma params: no queue pairs: %w", fabric.ErrProtocol)
 	}

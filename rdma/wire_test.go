@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func TestQPInfosRoundTrip(t *testing.T) {
 	p := ConnParams{GID: [16]byte{10: 0xff, 11: 0xff, 12: 192, 15: 1}, QPs: []QP{{17, 5}, {18, 0xffffff}},
 		MaxRd: 128, MTU: 3, RKey: 0x1234, Addr: 1 << 30, Len: 64 * fabric.PageSize}
-	wire := control.AppendQPInfos(nil, ToQPInfos(p))
-	qs, err := control.ParseQPInfos(wire)
+	enc := wire.AppendQPInfos(nil, ToQPInfos(p))
+	qs, err := wire.ParseQPInfos(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestFromQPInfosRejects(t *testing.T) {
 	if _, err := FromQPInfos(nil, false); !errors.Is(err, fabric.ErrProtocol) {
 		t.Errorf("empty: %v", err)
 	}
-	mixed := append([]control.QPInfo(nil), good...)
+	mixed := append([]wire.QPInfo(nil), good...)
 	mixed[1].RKey = 2
 	if _, err := FromQPInfos(mixed, true); !errors.Is(err, fabric.ErrProtocol) {
 		t.Errorf("mixed rkeys: %v", err)
@@ -51,11 +51,11 @@ func TestFromQPInfosRejects(t *testing.T) {
 // FuzzFromQPInfos feeds arbitrary rdma-connect payloads through the control
 // decoder and ours: no panic, and whatever is accepted is valid.
 func FuzzFromQPInfos(f *testing.F) {
-	f.Add(control.AppendQPInfos(nil, ToQPInfos(ConnParams{QPs: []QP{{17, 5}}, MaxRd: 16, MTU: 3, RKey: 1, Addr: 4096, Len: 4096})), true)
-	f.Add(control.AppendQPInfos(nil, ToQPInfos(ConnParams{QPs: []QP{{1, 2}, {3, 4}}, MaxRd: 1, MTU: 5})), false)
+	f.Add(wire.AppendQPInfos(nil, ToQPInfos(ConnParams{QPs: []QP{{17, 5}}, MaxRd: 16, MTU: 3, RKey: 1, Addr: 4096, Len: 4096})), true)
+	f.Add(wire.AppendQPInfos(nil, ToQPInfos(ConnParams{QPs: []QP{{1, 2}, {3, 4}}, MaxRd: 1, MTU: 5})), false)
 	f.Add([]byte{0}, false)
 	f.Fuzz(func(t *testing.T, b []byte, reply bool) {
-		qs, err := control.ParseQPInfos(b)
+		qs, err := wire.ParseQPInfos(b)
 		if err != nil {
 			return
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // callState tells who owns a call's buffers.
@@ -23,7 +23,7 @@ const (
 // call is one request on the wire.
 type call struct {
 	id      uint32
-	op      control.Type
+	op      wire.Type
 	entries []*fabric.SlotIO // read, write, free: one per slot in the request
 	reply   []byte           // control ops: the reply payload
 	err     error            // whole-request failure
@@ -32,13 +32,13 @@ type call struct {
 }
 
 // entryErr is the per-slot form of a status code.
-func entryErr(slot uint64, c control.Code) error {
+func entryErr(slot uint64, c wire.Code) error {
 	return fmt.Errorf("slot %d: %w", slot, c.Err())
 }
 
 // batch validates entries locally, then sends the rest in requests of at
 // most MaxBatch slots, keeping up to InFlight requests outstanding.
-func (t *Transport) batch(ctx context.Context, op control.Type, batch []fabric.SlotIO) error {
+func (t *Transport) batch(ctx context.Context, op wire.Type, batch []fabric.SlotIO) error {
 	if len(batch) == 0 {
 		return t.ready(ctx)
 	}
@@ -46,7 +46,7 @@ func (t *Transport) batch(ctx context.Context, op control.Type, batch []fabric.S
 		return fabric.FailBatch(batch, err)
 	}
 	valid := make([]*fabric.SlotIO, 0, len(batch))
-	if op == control.TypeFree { // frees carry no pages
+	if op == wire.TypeFree { // frees carry no pages
 		for i := range batch {
 			if batch[i].Err = fabric.CheckSlot(batch[i].Slot, t.slots); batch[i].Err == nil {
 				valid = append(valid, &batch[i])
@@ -94,7 +94,7 @@ func (t *Transport) ready(ctx context.Context) error {
 }
 
 // control sends one request without slots and returns its reply payload.
-func (t *Transport) control(ctx context.Context, op control.Type, payload []byte) ([]byte, error) {
+func (t *Transport) control(ctx context.Context, op wire.Type, payload []byte) ([]byte, error) {
 	if err := t.ready(ctx); err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (t *Transport) control(ctx context.Context, op control.Type, payload []byte
 }
 
 // start takes a window slot, registers the call and sends its frame.
-func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabric.SlotIO, payload []byte) (*call, error) {
+func (t *Transport) start(ctx context.Context, op wire.Type, entries []*fabric.SlotIO, payload []byte) (*call, error) {
 	// While the window is full, replies must be read to free it, and the
 	// reading role may be idle: take it if so.
 	for acquired := false; !acquired; {
@@ -165,25 +165,25 @@ func (t *Transport) start(ctx context.Context, op control.Type, entries []*fabri
 func (t *Transport) send(c *call, payload []byte) error {
 	var bufs net.Buffers
 	switch c.op {
-	case control.TypeRead, control.TypeWrite, control.TypeFree:
+	case wire.TypeRead, wire.TypeWrite, wire.TypeFree:
 		n := len(c.entries)
-		plen := control.SlotVectorSize(n)
-		if c.op == control.TypeWrite {
+		plen := wire.SlotVectorSize(n)
+		if c.op == wire.TypeWrite {
 			plen += n * fabric.PageSize
 		}
-		head := make([]byte, 0, control.HeaderSize+control.SlotVectorSize(n))
-		head = control.AppendHeader(head, control.Header{Type: c.op, ID: c.id, Len: uint32(plen)})
+		head := make([]byte, 0, wire.HeaderSize+wire.SlotVectorSize(n))
+		head = wire.AppendHeader(head, wire.Header{Type: c.op, ID: c.id, Len: uint32(plen)})
 		head = appendSlotVector(head, c.entries)
 		bufs = make(net.Buffers, 1, 1+n)
 		bufs[0] = head
-		if c.op == control.TypeWrite {
+		if c.op == wire.TypeWrite {
 			for _, e := range c.entries {
 				bufs = append(bufs, e.Buf)
 			}
 		}
 	default:
-		head := make([]byte, 0, control.HeaderSize+len(payload))
-		head = control.AppendHeader(head, control.Header{Type: c.op, ID: c.id, Len: uint32(len(payload))})
+		head := make([]byte, 0, wire.HeaderSize+len(payload))
+		head = wire.AppendHeader(head, wire.Header{Type: c.op, ID: c.id, Len: uint32(len(payload))})
 		bufs = net.Buffers{append(head, payload...)}
 	}
 	t.wmu.Lock()
@@ -197,7 +197,7 @@ func appendSlotVector(b []byte, entries []*fabric.SlotIO) []byte {
 	for i, e := range entries {
 		slots[i] = e.Slot
 	}
-	return control.AppendSlots(b, slots)
+	return wire.AppendSlots(b, slots)
 }
 
 // wait blocks until c completes or ctx ends, reading replies itself while
@@ -261,7 +261,7 @@ func (t *Transport) finish(c *call, err error) {
 }
 
 // errRemote turns an Error frame into the call's error.
-func (t *Transport) errRemote(c *call, re *control.RemoteError) error {
+func (t *Transport) errRemote(c *call, re *wire.RemoteError) error {
 	return fmt.Errorf("%v on %s: %w", c.op, t.addr, re)
 }
 

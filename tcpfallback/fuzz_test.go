@@ -9,26 +9,26 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // FuzzReplies feeds arbitrary server bytes to a Transport with one read
 // (id 1), one write (id 2) and one stats request (id 3) pending: every call
 // must end, successfully or with an error, and nothing may panic.
 func FuzzReplies(f *testing.F) {
-	frame := func(t control.Type, id uint32, p []byte) []byte {
-		return append(control.AppendHeader(nil, control.Header{Type: t, ID: id, Len: uint32(len(p))}), p...)
+	frame := func(t wire.Type, id uint32, p []byte) []byte {
+		return append(wire.AppendHeader(nil, wire.Header{Type: t, ID: id, Len: uint32(len(p))}), p...)
 	}
-	readOK := append(control.AppendStatuses(nil, []control.Code{control.CodeOK, control.CodeSlotRange}), make([]byte, fabric.PageSize)...)
+	readOK := append(wire.AppendStatuses(nil, []wire.Code{wire.CodeOK, wire.CodeSlotRange}), make([]byte, fabric.PageSize)...)
 	var seed []byte
-	seed = append(seed, frame(control.TypeReadReply, 1, readOK)...)
-	seed = append(seed, frame(control.TypeStatuses, 2, control.AppendStatuses(nil, []control.Code{control.CodeOK}))...)
-	seed = append(seed, frame(control.TypeStatsReply, 3, control.AppendStats(nil, control.Stats{VM: "vm", Slots: 4}))...)
+	seed = append(seed, frame(wire.TypeReadReply, 1, readOK)...)
+	seed = append(seed, frame(wire.TypeStatuses, 2, wire.AppendStatuses(nil, []wire.Code{wire.CodeOK}))...)
+	seed = append(seed, frame(wire.TypeStatsReply, 3, wire.AppendStats(nil, wire.Stats{VM: "vm", Slots: 4}))...)
 	f.Add(seed)
-	f.Add(frame(control.TypeError, 1, control.AppendError(nil, fabric.ErrForbidden)))
-	f.Add(frame(control.TypeReadReply, 1, control.AppendStatuses(nil, []control.Code{control.CodeOK, control.CodeOK})))
-	f.Add(frame(control.TypeStatuses, 9, nil))
-	f.Add(frame(control.TypeAck, 2, nil))
+	f.Add(frame(wire.TypeError, 1, wire.AppendError(nil, fabric.ErrForbidden)))
+	f.Add(frame(wire.TypeReadReply, 1, wire.AppendStatuses(nil, []wire.Code{wire.CodeOK, wire.CodeOK})))
+	f.Add(frame(wire.TypeStatuses, 9, nil))
+	f.Add(frame(wire.TypeAck, 2, nil))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		cli, srv := net.Pipe()
 		defer srv.Close()

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // lead, called holding the reading role, keeps the calling goroutine the
@@ -53,7 +53,7 @@ func (t *Transport) lead(ctx context.Context, done func() bool) (cancelled bool)
 		if ctx.Err() != nil {
 			return true
 		}
-		if _, err := t.br.Peek(control.HeaderSize); err != nil {
+		if _, err := t.br.Peek(wire.HeaderSize); err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() != nil {
 				return true // nothing consumed: the stream is intact
 			}
@@ -80,7 +80,7 @@ func (t *Transport) lead(ctx context.Context, done func() bool) (cancelled bool)
 
 // readFrame reads one reply and completes the call it answers.
 func (t *Transport) readFrame() error {
-	h, err := control.ReadHeader(t.br)
+	h, err := wire.ReadHeader(t.br)
 	if err != nil {
 		return err
 	}
@@ -131,46 +131,46 @@ func (t *Transport) sweep() {
 
 // readReply consumes one reply payload for c. An error return means the
 // stream can no longer be trusted; a failed request is recorded in c.err.
-func (t *Transport) readReply(h control.Header, c *call, abandoned bool) error {
+func (t *Transport) readReply(h wire.Header, c *call, abandoned bool) error {
 	switch h.Type {
-	case control.TypeError:
+	case wire.TypeError:
 		p, err := readPayload(t.br, h, 3+512)
 		if err != nil {
 			return err
 		}
-		re, err := control.ParseError(p)
+		re, err := wire.ParseError(p)
 		if err != nil {
 			return err
 		}
 		c.err = t.errRemote(c, re)
 		return nil
-	case control.TypeReadReply:
-		if c.op != control.TypeRead {
+	case wire.TypeReadReply:
+		if c.op != wire.TypeRead {
 			break
 		}
 		n := len(c.entries)
-		if int(h.Len) < control.StatusesSize(n) {
+		if int(h.Len) < wire.StatusesSize(n) {
 			return fmt.Errorf("read reply: %d bytes for %d slots: %w", h.Len, n, fabric.ErrProtocol)
 		}
-		if cap(t.statuses) < control.StatusesSize(n) {
-			t.statuses = make([]byte, control.StatusesSize(control.MaxSlotsPerRequest))
+		if cap(t.statuses) < wire.StatusesSize(n) {
+			t.statuses = make([]byte, wire.StatusesSize(wire.MaxSlotsPerRequest))
 		}
-		sb := t.statuses[:control.StatusesSize(n)]
+		sb := t.statuses[:wire.StatusesSize(n)]
 		if _, err := io.ReadFull(t.br, sb); err != nil {
 			return err
 		}
-		codes, ok, err := control.ParseStatuses(sb, n)
+		codes, ok, err := wire.ParseStatuses(sb, n)
 		if err != nil {
 			return err
 		}
-		if int(h.Len) != control.StatusesSize(n)+ok*fabric.PageSize {
+		if int(h.Len) != wire.StatusesSize(n)+ok*fabric.PageSize {
 			return fmt.Errorf("read reply: %d bytes for %d pages: %w", h.Len, ok, fabric.ErrProtocol)
 		}
 		bufs := make([][]byte, 0, ok)
 		for i, e := range c.entries {
-			if codes[i] != byte(control.CodeOK) {
+			if codes[i] != byte(wire.CodeOK) {
 				if !abandoned {
-					e.Err = entryErr(e.Slot, control.Code(codes[i]))
+					e.Err = entryErr(e.Slot, wire.Code(codes[i]))
 				}
 				continue
 			}
@@ -183,36 +183,36 @@ func (t *Transport) readReply(h control.Header, c *call, abandoned bool) error {
 				bufs = append(bufs, e.Buf)
 			}
 		}
-		return control.ReadVectors(t.br, t.conn, bufs)
-	case control.TypeStatuses:
-		if c.op != control.TypeWrite && c.op != control.TypeFree {
+		return wire.ReadVectors(t.br, t.conn, bufs)
+	case wire.TypeStatuses:
+		if c.op != wire.TypeWrite && c.op != wire.TypeFree {
 			break
 		}
 		n := len(c.entries)
-		p, err := readPayload(t.br, h, control.StatusesSize(n))
+		p, err := readPayload(t.br, h, wire.StatusesSize(n))
 		if err != nil {
 			return err
 		}
-		codes, _, err := control.ParseStatuses(p, n)
+		codes, _, err := wire.ParseStatuses(p, n)
 		if err != nil {
 			return err
 		}
-		if len(p) != control.StatusesSize(n) {
+		if len(p) != wire.StatusesSize(n) {
 			return fmt.Errorf("statuses: %d bytes for %d slots: %w", len(p), n, fabric.ErrProtocol)
 		}
 		if !abandoned {
 			for i, e := range c.entries {
-				if codes[i] != byte(control.CodeOK) {
-					e.Err = entryErr(e.Slot, control.Code(codes[i]))
+				if codes[i] != byte(wire.CodeOK) {
+					e.Err = entryErr(e.Slot, wire.Code(codes[i]))
 				}
 			}
 		}
 		return nil
-	case control.TypeOpened, control.TypeStatsReply, control.TypeAck, control.TypeRDMAConnect:
+	case wire.TypeOpened, wire.TypeStatsReply, wire.TypeAck, wire.TypeRDMAConnect:
 		if c.entries != nil {
 			break
 		}
-		p, err := readPayload(t.br, h, 1+control.MaxQPs*control.QPInfoSize)
+		p, err := readPayload(t.br, h, 1+wire.MaxQPs*wire.QPInfoSize)
 		if err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (t *Transport) readReply(h control.Header, c *call, abandoned bool) error {
 	return fmt.Errorf("%v answered with %v: %w", c.op, h.Type, fabric.ErrProtocol)
 }
 
-func readPayload(r io.Reader, h control.Header, limit int) ([]byte, error) {
+func readPayload(r io.Reader, h wire.Header, limit int) ([]byte, error) {
 	if int(h.Len) > limit {
 		return nil, fmt.Errorf("%v: payload %d over %d: %w", h.Type, h.Len, limit, fabric.ErrProtocol)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // Options tune a Transport. Zero values pick the defaults.
@@ -38,7 +39,7 @@ func (o *Options) defaults() {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
-	o.MaxBatch = min(o.MaxBatch, control.MaxSlotsPerRequest)
+	o.MaxBatch = min(o.MaxBatch, wire.MaxSlotsPerRequest)
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
@@ -78,9 +79,9 @@ func Dial(ctx context.Context, addr, vm string, key []byte, opts Options) (*Tran
 		return nil, err
 	}
 	t := newTransport(addr, vm, conn, br, opts)
-	p, err := t.control(ctx, control.TypeOpen, control.AppendOpen(nil, control.Open{VM: vm, Slots: opts.Slots}))
+	p, err := t.control(ctx, wire.TypeOpen, wire.AppendOpen(nil, wire.Open{VM: vm, Slots: opts.Slots}))
 	if err == nil {
-		t.slots, err = control.ParseUint64(p)
+		t.slots, err = wire.ParseUint64(p)
 	}
 	if err != nil {
 		t.Close()
@@ -152,26 +153,26 @@ func (t *Transport) peerErr(err error) error {
 
 // ReadSlots fills each entry's Buf with its slot.
 func (t *Transport) ReadSlots(ctx context.Context, batch []fabric.SlotIO) error {
-	return t.batch(ctx, control.TypeRead, batch)
+	return t.batch(ctx, wire.TypeRead, batch)
 }
 
 // WriteSlots stores each entry's Buf into its slot.
 func (t *Transport) WriteSlots(ctx context.Context, batch []fabric.SlotIO) error {
-	return t.batch(ctx, control.TypeWrite, batch)
+	return t.batch(ctx, wire.TypeWrite, batch)
 }
 
 // Stats describes the region on the sub-host.
-func (t *Transport) Stats(ctx context.Context) (control.Stats, error) {
-	p, err := t.control(ctx, control.TypeStats, nil)
+func (t *Transport) Stats(ctx context.Context) (wire.Stats, error) {
+	p, err := t.control(ctx, wire.TypeStats, nil)
 	if err != nil {
-		return control.Stats{}, err
+		return wire.Stats{}, err
 	}
-	return control.ParseStats(p)
+	return wire.ParseStats(p)
 }
 
 // Sync makes the sub-host flush the region to stable storage.
 func (t *Transport) Sync(ctx context.Context) error {
-	_, err := t.control(ctx, control.TypeSync, nil)
+	_, err := t.control(ctx, wire.TypeSync, nil)
 	return err
 }
 
@@ -182,5 +183,5 @@ func (t *Transport) Free(ctx context.Context, slots []uint64) error {
 	for i, s := range slots {
 		batch[i].Slot = s
 	}
-	return t.batch(ctx, control.TypeFree, batch)
+	return t.batch(ctx, wire.TypeFree, batch)
 }

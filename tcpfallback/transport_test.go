@@ -13,6 +13,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
 	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func writeRead(t *testing.T, tr *Transport, slots []uint64, gen byte) {
@@ -143,7 +144,7 @@ func TestCancelledContext(t *testing.T) {
 // Options.Timeout, and by the caller's context before that.
 func TestSilentPeer(t *testing.T) {
 	sh := startSubhost(t)
-	addr := muteProxy(t, sh.Addr, 2*(control.HeaderSize+control.NonceSize))
+	addr := muteProxy(t, sh.Addr, 2*(wire.HeaderSize+wire.NonceSize))
 	start := time.Now()
 	_, err := Dial(context.Background(), addr, "vm-a", testKey, Options{Slots: 8, Timeout: 300 * time.Millisecond})
 	if !errors.Is(err, fabric.ErrPeer) || !strings.Contains(err.Error(), addr) {
@@ -153,7 +154,7 @@ func TestSilentPeer(t *testing.T) {
 		t.Fatalf("silent peer detected after %v", d)
 	}
 
-	addr = muteProxy(t, sh.Addr, 2*(control.HeaderSize+control.NonceSize)+control.HeaderSize+8)
+	addr = muteProxy(t, sh.Addr, 2*(wire.HeaderSize+wire.NonceSize)+wire.HeaderSize+8)
 	tr := dialT(t, addr, "vm-a", Options{Slots: 8, Timeout: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -252,9 +253,9 @@ func TestMalformedClientIsolated(t *testing.T) {
 	writeRead(t, good, []uint64{1, 2}, 1)
 	for _, junk := range [][]byte{
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		control.AppendHeader(nil, control.Header{Type: control.TypeRead, ID: 1, Len: 3}),
-		append(control.AppendHeader(nil, control.Header{Type: control.TypeRead, ID: 1, Len: 12}), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0),
-		control.AppendHeader(nil, control.Header{Type: control.TypeProof, ID: 1}),
+		wire.AppendHeader(nil, wire.Header{Type: wire.TypeRead, ID: 1, Len: 3}),
+		append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRead, ID: 1, Len: 12}), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0),
+		wire.AppendHeader(nil, wire.Header{Type: wire.TypeProof, ID: 1}),
 	} {
 		conn, br, err := control.DialAuth(context.Background(), sh.Addr, "vm-c", testKey, control.DialOptions{})
 		if err != nil {

@@ -8,65 +8,27 @@ import (
 	"io"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
-
-// NonceSize is the size of each side's authentication nonce.
-const NonceSize = 32
 
 // authLabel binds every MAC to this protocol and version.
 const authLabel = "vmemtrans-auth-v1"
 
-type nonce = [NonceSize]byte
-
-func newNonce() (nonce, error) {
-	var n nonce
+func newNonce() (wire.Nonce, error) {
+	var n wire.Nonce
 	_, err := rand.Read(n[:])
 	return n, err
 }
 
 // authMAC is HMAC-SHA256(key, label || vm || first || second). The client
 // signs (server nonce, client nonce); the server signs the reverse order.
-func authMAC(key []byte, vm string, first, second nonce) []byte {
+func authMAC(key []byte, vm string, first, second wire.Nonce) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(authLabel))
 	m.Write([]byte(vm))
 	m.Write(first[:])
 	m.Write(second[:])
 	return m.Sum(nil)
-}
-
-// Response is the client's answer to a Challenge.
-type Response struct {
-	VM     string
-	Client nonce
-	MAC    [sha256.Size]byte
-}
-
-// AppendResponse encodes a Response payload.
-func AppendResponse(b []byte, r Response) []byte {
-	b = append(b, byte(len(r.VM)))
-	b = append(b, r.VM...)
-	b = append(b, r.Client[:]...)
-	return append(b, r.MAC[:]...)
-}
-
-// ParseResponse decodes a Response payload.
-func ParseResponse(p []byte) (Response, error) {
-	var r Response
-	if len(p) < 1 {
-		return r, fmt.Errorf("auth response: empty: %w", fabric.ErrProtocol)
-	}
-	n := int(p[0])
-	if len(p) != 1+n+NonceSize+sha256.Size {
-		return r, fmt.Errorf("auth response: %d bytes for vm id of %d: %w", len(p), n, fabric.ErrProtocol)
-	}
-	r.VM = string(p[1 : 1+n])
-	if !ValidVMID(r.VM) {
-		return r, fmt.Errorf("auth response: vm id %q: %w", r.VM, fabric.ErrProtocol)
-	}
-	copy(r.Client[:], p[1+n:])
-	copy(r.MAC[:], p[1+n+NonceSize:])
-	return r, nil
 }
 
 // serverAuth runs the server side of the handshake and returns the VM the
@@ -77,72 +39,72 @@ func serverAuth(rw io.ReadWriter, keys *Keyring) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("auth nonce: %w", err)
 	}
-	if err := WriteFrame(rw, TypeChallenge, 0, sn[:]); err != nil {
+	if err := wire.WriteFrame(rw, wire.TypeChallenge, 0, sn[:]); err != nil {
 		return "", fmt.Errorf("auth challenge: %w", err)
 	}
-	h, p, err := ReadFrame(rw, 1+255+NonceSize+sha256.Size)
+	h, p, err := wire.ReadFrame(rw, 1+255+wire.NonceSize+sha256.Size)
 	if err != nil {
 		return "", fmt.Errorf("auth response: %w", err)
 	}
-	if h.Type != TypeResponse {
+	if h.Type != wire.TypeResponse {
 		err := fmt.Errorf("auth: got %v before authentication: %w", h.Type, fabric.ErrProtocol)
-		_ = WriteFrame(rw, TypeError, h.ID, AppendError(nil, err))
+		_ = wire.WriteFrame(rw, wire.TypeError, h.ID, wire.AppendError(nil, err))
 		return "", err
 	}
-	r, err := ParseResponse(p)
+	r, err := wire.ParseResponse(p)
 	if err != nil {
-		_ = WriteFrame(rw, TypeError, h.ID, AppendError(nil, err))
+		_ = wire.WriteFrame(rw, wire.TypeError, h.ID, wire.AppendError(nil, err))
 		return "", err
 	}
 	key, ok := keys.Key(r.VM)
 	if !ok || r.Client == sn || !hmac.Equal(r.MAC[:], authMAC(key, r.VM, sn, r.Client)) {
 		err := fmt.Errorf("vm %q: bad proof or unknown vm: %w", r.VM, fabric.ErrAuth)
-		_ = WriteFrame(rw, TypeError, h.ID, AppendError(nil, fmt.Errorf("vm %q: %w", r.VM, fabric.ErrAuth)))
+		_ = wire.WriteFrame(rw, wire.TypeError, h.ID, wire.AppendError(nil, fmt.Errorf("vm %q: %w", r.VM, fabric.ErrAuth)))
 		return "", err
 	}
-	if err := WriteFrame(rw, TypeProof, h.ID, authMAC(key, r.VM, r.Client, sn)); err != nil {
+	if err := wire.WriteFrame(rw, wire.TypeProof, h.ID, authMAC(key, r.VM, r.Client, sn)); err != nil {
 		return "", fmt.Errorf("auth proof: %w", err)
 	}
 	return r.VM, nil
 }
 
-// ClientAuth runs the client side of the handshake on a fresh connection:
+// clientAuth runs the client side of the handshake on a fresh connection:
 // it proves knowledge of key for vm and checks the server's proof in turn.
 // Errors wrap fabric.ErrAuth when either proof fails.
-func ClientAuth(rw io.ReadWriter, vm string, key []byte) error {
+func clientAuth(rw io.ReadWriter, vm string, key []byte) error {
 	if !ValidVMID(vm) {
 		return fmt.Errorf("auth: vm id %q: %w", vm, fabric.ErrAuth)
 	}
-	h, p, err := ReadFrame(rw, maxErrorText+3+NonceSize)
+	h, p, err := wire.ReadFrame(rw, wire.MaxErrorText+3+wire.NonceSize)
 	if err != nil {
 		return fmt.Errorf("auth challenge: %w", err)
 	}
-	if h.Type != TypeChallenge || len(p) != NonceSize {
+	if h.Type != wire.TypeChallenge || len(p) != wire.NonceSize {
 		return fmt.Errorf("auth challenge: got %v of %d bytes: %w", h.Type, len(p), fabric.ErrProtocol)
 	}
-	var sn nonce
+	var sn wire.Nonce
 	copy(sn[:], p)
 	cn, err := newNonce()
 	if err != nil {
 		return fmt.Errorf("auth nonce: %w", err)
 	}
-	r := Response{VM: vm, Client: cn}
+	r := wire.Response{VM: vm, Client: cn}
 	copy(r.MAC[:], authMAC(key, vm, sn, cn))
-	if err := WriteFrame(rw, TypeResponse, 1, AppendResponse(nil, r)); err != nil {
+	if err := wire.WriteFrame(rw, wire.TypeResponse, 1, wire.AppendResponse(nil, r)); err != nil {
 		return fmt.Errorf("auth response: %w", err)
 	}
-	h, p, err = ReadFrame(rw, maxErrorText+3)
+	h, p, err = wire.ReadFrame(rw, wire.MaxErrorText+3)
 	if err != nil {
 		return fmt.Errorf("auth proof: %w", err)
 	}
 	switch h.Type {
-	case TypeError:
-		re, err := ParseError(p)
+	case wire.TypeError:
+		re, err := wire.ParseError(p)
 		if err != nil {
 			return err
 		}
 		return fmt.Errorf("auth: %w", re)
-	case TypeProof:
+	case wire.TypeProof:
 		if !hmac.Equal(p, authMAC(key, vm, cn, sn)) {
 			return fmt.Errorf("auth: server proof does not match key of vm %q: %w", vm, fabric.ErrAuth)
 		}

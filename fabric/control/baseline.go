@@ -6,20 +6,21 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // baseline serves a bare stream or a bare ping-pong on the connection, so a
 // benchmark can compare the page protocol with plain TCP between the same
 // two processes over the same path. Replies queued before it are flushed
 // first; afterwards the connection returns to frames.
-func (ss *session) baseline(h Header) error {
+func (ss *session) baseline(h wire.Header) error {
 	p, err := ss.readPayload(h, 12)
 	if err != nil {
 		return err
 	}
 	ss.quiesce()
-	if h.Type == TypeBaselineStream {
-		s, err := ParseBaselineStream(p)
+	if h.Type == wire.TypeBaselineStream {
+		s, err := wire.ParseBaselineStream(p)
 		if err != nil {
 			return err
 		}
@@ -37,7 +38,7 @@ func (ss *session) baseline(h Header) error {
 		}
 		return nil
 	}
-	b, err := ParseBaselinePing(p)
+	b, err := wire.ParseBaselinePing(p)
 	if err != nil {
 		return err
 	}
@@ -59,13 +60,13 @@ func (ss *session) baseline(h Header) error {
 // chunk bytes, read into a buffer of the same size, and returns the rate in
 // bytes per second.
 func (c *Client) BaselineStream(total uint64, chunk uint32) (float64, error) {
-	req := BaselineStream{Total: total, Chunk: chunk}
-	if _, err := ParseBaselineStream(AppendBaselineStream(nil, req)); err != nil {
+	req := wire.BaselineStream{Total: total, Chunk: chunk}
+	if _, err := wire.ParseBaselineStream(wire.AppendBaselineStream(nil, req)); err != nil {
 		return 0, err
 	}
 	buf := make([]byte, chunk)
 	start := time.Now()
-	if err := WriteFrame(c.conn, TypeBaselineStream, c.nextID(), AppendBaselineStream(nil, req)); err != nil {
+	if err := wire.WriteFrame(c.conn, wire.TypeBaselineStream, c.nextID(), wire.AppendBaselineStream(nil, req)); err != nil {
 		return 0, c.peerErr(err)
 	}
 	for left := total; left > 0; {
@@ -81,11 +82,11 @@ func (c *Client) BaselineStream(total uint64, chunk uint32) (float64, error) {
 // BaselinePing runs rounds raw exchanges (request bytes out, reply bytes
 // back) and returns the round-trip time of each.
 func (c *Client) BaselinePing(rounds, request, reply uint32) ([]time.Duration, error) {
-	req := BaselinePing{Rounds: rounds, Request: request, Reply: reply}
-	if _, err := ParseBaselinePing(AppendBaselinePing(nil, req)); err != nil {
+	req := wire.BaselinePing{Rounds: rounds, Request: request, Reply: reply}
+	if _, err := wire.ParseBaselinePing(wire.AppendBaselinePing(nil, req)); err != nil {
 		return nil, err
 	}
-	if err := WriteFrame(c.conn, TypeBaselinePing, c.nextID(), AppendBaselinePing(nil, req)); err != nil {
+	if err := wire.WriteFrame(c.conn, wire.TypeBaselinePing, c.nextID(), wire.AppendBaselinePing(nil, req)); err != nil {
 		return nil, c.peerErr(err)
 	}
 	out := make([]byte, request)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // DialOptions configure a client connection.
@@ -55,7 +56,7 @@ func DialAuth(ctx context.Context, addr, vm string, key []byte, opts DialOptions
 	// Room for a reply header, its statuses and a page: a one-page read
 	// arrives in one system call; larger replies are read around it.
 	br := bufio.NewReaderSize(c, 2*fabric.PageSize)
-	err = ClientAuth(struct {
+	err = clientAuth(struct {
 		io.Reader
 		io.Writer
 	}{br, c}, vm, key)
@@ -74,7 +75,7 @@ func DialAuth(ctx context.Context, addr, vm string, key []byte, opts DialOptions
 }
 
 func isAuthErr(err error) bool {
-	return CodeOf(err) == CodeAuth || CodeOf(err) == CodeProtocol
+	return wire.CodeOf(err) == wire.CodeAuth || wire.CodeOf(err) == wire.CodeProtocol
 }
 
 // Client is a simple synchronous control client: one request at a time.
@@ -103,12 +104,12 @@ func (c *Client) peerErr(err error) error {
 }
 
 // call sends one request and reads its reply, turning Error frames into errors.
-func (c *Client) call(t Type, payload []byte, want Type) ([]byte, error) {
+func (c *Client) call(t wire.Type, payload []byte, want wire.Type) ([]byte, error) {
 	id := c.nextID()
-	if err := WriteFrame(c.conn, t, id, payload); err != nil {
+	if err := wire.WriteFrame(c.conn, t, id, payload); err != nil {
 		return nil, c.peerErr(err)
 	}
-	h, p, err := ReadFrame(c.br, MaxPayload)
+	h, p, err := wire.ReadFrame(c.br, wire.MaxPayload)
 	if err != nil {
 		return nil, c.peerErr(err)
 	}
@@ -118,8 +119,8 @@ func (c *Client) call(t Type, payload []byte, want Type) ([]byte, error) {
 	switch h.Type {
 	case want:
 		return p, nil
-	case TypeError:
-		re, err := ParseError(p)
+	case wire.TypeError:
+		re, err := wire.ParseError(p)
 		if err != nil {
 			return nil, err
 		}
@@ -130,41 +131,41 @@ func (c *Client) call(t Type, payload []byte, want Type) ([]byte, error) {
 
 // Open opens (slots 0) or creates the region of vm and returns its size.
 func (c *Client) Open(vm string, slots uint64) (uint64, error) {
-	p, err := c.call(TypeOpen, AppendOpen(nil, Open{VM: vm, Slots: slots}), TypeOpened)
+	p, err := c.call(wire.TypeOpen, wire.AppendOpen(nil, wire.Open{VM: vm, Slots: slots}), wire.TypeOpened)
 	if err != nil {
 		return 0, err
 	}
-	return ParseUint64(p)
+	return wire.ParseUint64(p)
 }
 
 // Stats describes the open region.
-func (c *Client) Stats() (Stats, error) {
-	p, err := c.call(TypeStats, nil, TypeStatsReply)
+func (c *Client) Stats() (wire.Stats, error) {
+	p, err := c.call(wire.TypeStats, nil, wire.TypeStatsReply)
 	if err != nil {
-		return Stats{}, err
+		return wire.Stats{}, err
 	}
-	return ParseStats(p)
+	return wire.ParseStats(p)
 }
 
 // RDMAConnect exchanges queue-pair parameters with the server's RDMA
 // responder; the error wraps fabric.ErrNoRDMA when the sub-host has none.
-func (c *Client) RDMAConnect(local []QPInfo) ([]QPInfo, error) {
-	p, err := c.call(TypeRDMAConnect, AppendQPInfos(nil, local), TypeRDMAConnect)
+func (c *Client) RDMAConnect(local []wire.QPInfo) ([]wire.QPInfo, error) {
+	p, err := c.call(wire.TypeRDMAConnect, wire.AppendQPInfos(nil, local), wire.TypeRDMAConnect)
 	if err != nil {
 		return nil, err
 	}
-	return ParseQPInfos(p)
+	return wire.ParseQPInfos(p)
 }
 
 // RDMADisconnect releases the server queue pairs returned by RDMAConnect.
-func (c *Client) RDMADisconnect(server []QPInfo) error {
-	_, err := c.call(TypeRDMADisconnect, AppendQPInfos(nil, server), TypeAck)
+func (c *Client) RDMADisconnect(server []wire.QPInfo) error {
+	_, err := c.call(wire.TypeRDMADisconnect, wire.AppendQPInfos(nil, server), wire.TypeAck)
 	return err
 }
 
 // Close says goodbye and closes the connection.
 func (c *Client) Close() error {
 	_ = c.conn.SetDeadline(time.Now().Add(time.Second))
-	_, _ = c.call(TypeClose, nil, TypeAck)
+	_, _ = c.call(wire.TypeClose, nil, wire.TypeAck)
 	return c.conn.Close()
 }

@@ -14,51 +14,8 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
-
-func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Type: TypeReadReply, ID: 0xdeadbeef, Len: MaxPayload}
-	b := AppendHeader(nil, h)
-	if len(b) != HeaderSize {
-		t.Fatalf("header is %d bytes, want %d", len(b), HeaderSize)
-	}
-	got, err := ParseHeader(b)
-	if err != nil || got != h {
-		t.Fatalf("ParseHeader = %+v, %v; want %+v", got, err, h)
-	}
-	bad := map[string]func([]byte){
-		"magic":    func(b []byte) { b[0] = 'X' },
-		"version":  func(b []byte) { b[2] = 9 },
-		"type":     func(b []byte) { b[3] = 0 },
-		"type-max": func(b []byte) { b[3] = byte(typeLimit) },
-		"flags":    func(b []byte) { b[5] = 1 },
-		"reserved": func(b []byte) { b[7] = 1 },
-		"length":   func(b []byte) { b[12] = 0xff },
-	}
-	for name, mutate := range bad {
-		c := bytes.Clone(b)
-		mutate(c)
-		if _, err := ParseHeader(c); !errors.Is(err, fabric.ErrProtocol) {
-			t.Errorf("%s: ParseHeader error %v, want ErrProtocol", name, err)
-		}
-	}
-}
-
-func TestCodesMapToSentinels(t *testing.T) {
-	for c := CodeSlotRange; c < codeLimit; c++ {
-		err := c.Err()
-		if CodeOf(err) != c {
-			t.Errorf("code %d -> %v -> %d", c, err, CodeOf(err))
-		}
-		re, perr := ParseError(AppendError(nil, err))
-		if perr != nil || !errors.Is(re, err) {
-			t.Errorf("error frame of %v decodes to %v, %v", err, re, perr)
-		}
-	}
-	if CodeOf(errors.New("other")) != CodeServer || CodeOf(nil) != CodeOK {
-		t.Error("unknown errors must map to CodeServer and nil to CodeOK")
-	}
-}
 
 func TestKeyring(t *testing.T) {
 	k, err := ParseKeyring([]byte("# keys\nvm-a 00112233445566778899aabbccddeeff\n* ffeeddccbbaa99887766554433221100 # default\n"))
@@ -167,17 +124,17 @@ func TestAuthAndOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Stats(); !errors.Is(err, ErrNotOpen) {
+	if _, err := c.Stats(); !errors.Is(err, wire.ErrNotOpen) {
 		t.Errorf("stats before open = %v, want ErrNotOpen", err)
 	}
-	if _, err := c.Open("vm-a", 0); !errors.Is(err, ErrNoRegion) {
+	if _, err := c.Open("vm-a", 0); !errors.Is(err, wire.ErrNoRegion) {
 		t.Errorf("open of a missing region = %v, want ErrNoRegion", err)
 	}
 	n, err := c.Open("vm-a", 64)
 	if err != nil || n != 64 {
 		t.Fatalf("open = %d, %v", n, err)
 	}
-	if _, err := c.Open("vm-a", 65); !errors.Is(err, ErrRegion) {
+	if _, err := c.Open("vm-a", 65); !errors.Is(err, wire.ErrRegion) {
 		t.Errorf("open with another size = %v, want ErrRegion", err)
 	}
 	s, err := c.Stats()
@@ -190,7 +147,7 @@ func TestAuthAndOpen(t *testing.T) {
 	if got := st.List(); len(got) != 1 || got[0] != "vm-a" {
 		t.Errorf("store holds %v, want only vm-a", got)
 	}
-	if _, err := c.RDMAConnect([]QPInfo{{QPN: 1}}); !errors.Is(err, fabric.ErrNoRDMA) {
+	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}}); !errors.Is(err, fabric.ErrNoRDMA) {
 		t.Errorf("rdma-connect without responder = %v, want ErrNoRDMA", err)
 	}
 }
@@ -215,14 +172,14 @@ func TestClientRejectsForgedServerProof(t *testing.T) {
 	defer cli.Close()
 	go func() {
 		defer srv.Close()
-		_ = WriteFrame(srv, TypeChallenge, 0, make([]byte, NonceSize))
-		if _, _, err := ReadFrame(srv, MaxPayload); err != nil {
+		_ = wire.WriteFrame(srv, wire.TypeChallenge, 0, make([]byte, wire.NonceSize))
+		if _, _, err := wire.ReadFrame(srv, wire.MaxPayload); err != nil {
 			return
 		}
-		_ = WriteFrame(srv, TypeProof, 1, make([]byte, 32))
+		_ = wire.WriteFrame(srv, wire.TypeProof, 1, make([]byte, 32))
 	}()
-	if err := ClientAuth(cli, "vm-a", testKey); !errors.Is(err, fabric.ErrAuth) {
-		t.Fatalf("ClientAuth against a forged proof = %v, want ErrAuth", err)
+	if err := clientAuth(cli, "vm-a", testKey); !errors.Is(err, fabric.ErrAuth) {
+		t.Fatalf("clientAuth against a forged proof = %v, want ErrAuth", err)
 	}
 }
 
@@ -240,7 +197,7 @@ func TestReplayedResponseRefused(t *testing.T) {
 			io.Reader
 			io.Writer
 		}{c, io.MultiWriter(c, &buf)}
-		if err := ClientAuth(tee, "vm-a", testKey); err != nil {
+		if err := clientAuth(tee, "vm-a", testKey); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
@@ -252,17 +209,17 @@ func TestReplayedResponseRefused(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := ReadFrame(c, MaxPayload); err != nil {
+	if _, _, err := wire.ReadFrame(c, wire.MaxPayload); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Write(resp); err != nil {
 		t.Fatal(err)
 	}
-	h, p, err := ReadFrame(c, MaxPayload)
-	if err != nil || h.Type != TypeError {
+	h, p, err := wire.ReadFrame(c, wire.MaxPayload)
+	if err != nil || h.Type != wire.TypeError {
 		t.Fatalf("replayed response answered with %v, %v", h.Type, err)
 	}
-	re, err := ParseError(p)
+	re, err := wire.ParseError(p)
 	if err != nil || !errors.Is(re, fabric.ErrAuth) {
 		t.Fatalf("replayed response error = %v, %v; want ErrAuth", re, err)
 	}
@@ -276,14 +233,14 @@ func TestFramesBeforeAuthCloseTheConnection(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := ReadFrame(c, MaxPayload); err != nil {
+	if _, _, err := wire.ReadFrame(c, wire.MaxPayload); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFrame(c, TypeOpen, 1, AppendOpen(nil, Open{VM: "vm-a", Slots: 8})); err != nil {
+	if err := wire.WriteFrame(c, wire.TypeOpen, 1, wire.AppendOpen(nil, wire.Open{VM: "vm-a", Slots: 8})); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err := ReadFrame(c, MaxPayload)
-	if err != nil || h.Type != TypeError {
+	h, _, err := wire.ReadFrame(c, wire.MaxPayload)
+	if err != nil || h.Type != wire.TypeError {
 		t.Fatalf("open before auth answered with %v, %v; want an error frame", h.Type, err)
 	}
 	if _, err := c.Read(make([]byte, 1)); err == nil {

@@ -2,7 +2,7 @@
 //
 // The protocol runs over TCP (optionally TLS) as length-prefixed binary
 // frames: a 16-byte header (magic "VM", version, type, flags, request id,
-// payload length) followed by at most MaxPayload bytes. The first exchange of
+// payload length) followed by a bounded payload. The first exchange of
 // every connection is mutual pre-shared-key authentication, before any other
 // frame is accepted:
 //
@@ -31,4 +31,8 @@
 // The Server answers each read with one vectored write straight from the
 // mapped region and reads written pages straight from the socket into their
 // slots. It serves any Backend; StoreBackend adapts a fabric/store.Store.
+//
+// The frame and message codec is internal/wire, shared with tcpfallback (a
+// second client of the same protocol); this package is the client, the server
+// and their options.
 package control

@@ -6,57 +6,58 @@ import (
 	"net"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // handle executes one request whose header has been read. An error return
 // means the stream can no longer be trusted and the connection must close;
 // failures of the request alone are answered with an error frame.
-func (ss *session) handle(h Header) error {
+func (ss *session) handle(h wire.Header) error {
 	switch h.Type {
-	case TypeRead:
+	case wire.TypeRead:
 		return ss.handleRead(h)
-	case TypeWrite:
+	case wire.TypeWrite:
 		return ss.handleWrite(h)
-	case TypeFree:
+	case wire.TypeFree:
 		return ss.handleFree(h)
-	case TypeOpen:
+	case wire.TypeOpen:
 		p, err := ss.readPayload(h, 1+255+8)
 		if err != nil {
 			return err
 		}
-		o, err := ParseOpen(p)
+		o, err := wire.ParseOpen(p)
 		if err != nil {
 			return err
 		}
 		ss.open(h.ID, o)
 		return nil
-	case TypeStats, TypeSync, TypeClose:
+	case wire.TypeStats, wire.TypeSync, wire.TypeClose:
 		if h.Len != 0 {
 			return fmt.Errorf("%v request: payload %d, want 0: %w", h.Type, h.Len, fabric.ErrProtocol)
 		}
 		ss.control(h)
-		if h.Type == TypeClose {
+		if h.Type == wire.TypeClose {
 			return errClientClosed
 		}
 		return nil
-	case TypeRDMAConnect, TypeRDMADisconnect:
-		p, err := ss.readPayload(h, 1+MaxQPs*QPInfoSize)
+	case wire.TypeRDMAConnect, wire.TypeRDMADisconnect:
+		p, err := ss.readPayload(h, 1+wire.MaxQPs*wire.QPInfoSize)
 		if err != nil {
 			return err
 		}
-		qps, err := ParseQPInfos(p)
+		qps, err := wire.ParseQPInfos(p)
 		if err != nil {
 			return err
 		}
 		ss.rdma(h, qps)
 		return nil
-	case TypeBaselineStream, TypeBaselinePing:
+	case wire.TypeBaselineStream, wire.TypeBaselinePing:
 		return ss.baseline(h)
 	}
 	return fmt.Errorf("unexpected %v frame from client: %w", h.Type, fabric.ErrProtocol)
 }
 
-func (ss *session) open(id uint32, o Open) {
+func (ss *session) open(id uint32, o wire.Open) {
 	if o.VM != ss.vm {
 		ss.log.Warn().Str("asked", o.VM).Msg("control: open of another vm refused")
 		ss.fail(id, fmt.Errorf("open vm %q: authorised for %q only: %w", o.VM, ss.vm, fabric.ErrForbidden))
@@ -74,33 +75,33 @@ func (ss *session) open(id uint32, o Open) {
 		return
 	}
 	ss.region = r
-	ss.send(TypeOpened, id, AppendUint64(nil, r.Slots()))
+	ss.send(wire.TypeOpened, id, wire.AppendUint64(nil, r.Slots()))
 }
 
-func (ss *session) control(h Header) {
-	if h.Type == TypeClose {
-		ss.send(TypeAck, h.ID, nil)
+func (ss *session) control(h wire.Header) {
+	if h.Type == wire.TypeClose {
+		ss.send(wire.TypeAck, h.ID, nil)
 		return
 	}
 	if ss.region == nil {
-		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, ErrNotOpen))
+		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, wire.ErrNotOpen))
 		return
 	}
 	switch h.Type {
-	case TypeStats:
-		ss.send(TypeStatsReply, h.ID, AppendStats(nil, ss.region.Stats()))
-	case TypeSync:
+	case wire.TypeStats:
+		ss.send(wire.TypeStatsReply, h.ID, wire.AppendStats(nil, ss.region.Stats()))
+	case wire.TypeSync:
 		if err := ss.region.Sync(); err != nil {
 			ss.fail(h.ID, fmt.Errorf("sync vm %q: %w", ss.vm, err))
 			return
 		}
-		ss.send(TypeAck, h.ID, nil)
+		ss.send(wire.TypeAck, h.ID, nil)
 	}
 }
 
 // readSlotVector reads and decodes a request's slot vector; for writes the
 // payload also carries one page per slot, which stays unread.
-func (ss *session) readSlotVector(h Header, pages bool) ([]uint64, error) {
+func (ss *session) readSlotVector(h wire.Header, pages bool) ([]uint64, error) {
 	var cnt [4]byte
 	if h.Len < 4 {
 		return nil, fmt.Errorf("%v request: %d bytes: %w", h.Type, h.Len, fabric.ErrProtocol)
@@ -108,30 +109,30 @@ func (ss *session) readSlotVector(h Header, pages bool) ([]uint64, error) {
 	if _, err := io.ReadFull(ss.br, cnt[:]); err != nil {
 		return nil, err
 	}
-	n, err := ParseSlotCount(cnt[:])
+	n, err := wire.ParseSlotCount(cnt[:])
 	if err != nil {
 		return nil, err
 	}
-	want := SlotVectorSize(n)
+	want := wire.SlotVectorSize(n)
 	if pages {
 		want += n * fabric.PageSize
 	}
 	if int(h.Len) != want {
 		return nil, fmt.Errorf("%v request: %d bytes for %d slots: %w", h.Type, h.Len, n, fabric.ErrProtocol)
 	}
-	if cap(ss.payload) < SlotVectorSize(n) {
-		ss.payload = make([]byte, SlotVectorSize(MaxSlotsPerRequest))
+	if cap(ss.payload) < wire.SlotVectorSize(n) {
+		ss.payload = make([]byte, wire.SlotVectorSize(wire.MaxSlotsPerRequest))
 	}
-	p := ss.payload[:SlotVectorSize(n)]
+	p := ss.payload[:wire.SlotVectorSize(n)]
 	copy(p, cnt[:])
 	if _, err := io.ReadFull(ss.br, p[4:]); err != nil {
 		return nil, err
 	}
-	ss.slots, err = ParseSlots(ss.slots[:0], p)
+	ss.slots, err = wire.ParseSlots(ss.slots[:0], p)
 	return ss.slots, err
 }
 
-func (ss *session) handleRead(h Header) error {
+func (ss *session) handleRead(h wire.Header) error {
 	slots, err := ss.readSlotVector(h, false)
 	if err != nil {
 		return err
@@ -139,45 +140,45 @@ func (ss *session) handleRead(h Header) error {
 	ss.srv.counters.readRequests.Add(1)
 	ss.srv.counters.readPages.Add(uint64(len(slots)))
 	if ss.region == nil {
-		ss.fail(h.ID, fmt.Errorf("read: %w", ErrNotOpen))
+		ss.fail(h.ID, fmt.Errorf("read: %w", wire.ErrNotOpen))
 		return nil
 	}
-	codes := make([]Code, len(slots))
+	codes := make([]wire.Code, len(slots))
 	bufs := make(net.Buffers, 1, 1+len(slots))
 	for i, s := range slots {
 		b, err := ss.region.Slot(s)
 		if err != nil {
-			codes[i] = CodeOf(err)
+			codes[i] = wire.CodeOf(err)
 			continue
 		}
 		bufs = append(bufs, b)
 	}
 	pages := len(bufs) - 1
-	head := make([]byte, 0, HeaderSize+StatusesSize(len(slots)))
-	head = AppendHeader(head, Header{Type: TypeReadReply, ID: h.ID, Len: uint32(StatusesSize(len(slots)) + pages*fabric.PageSize)})
-	bufs[0] = AppendStatuses(head, codes)
+	head := make([]byte, 0, wire.HeaderSize+wire.StatusesSize(len(slots)))
+	head = wire.AppendHeader(head, wire.Header{Type: wire.TypeReadReply, ID: h.ID, Len: uint32(wire.StatusesSize(len(slots)) + pages*fabric.PageSize)})
+	bufs[0] = wire.AppendStatuses(head, codes)
 	ss.reply(bufs)
 	return nil
 }
 
-func (ss *session) handleWrite(h Header) error {
+func (ss *session) handleWrite(h wire.Header) error {
 	slots, err := ss.readSlotVector(h, true)
 	if err != nil {
 		return err
 	}
 	ss.srv.counters.writeRequests.Add(1)
 	ss.srv.counters.writePages.Add(uint64(len(slots)))
-	codes := make([]Code, len(slots))
+	codes := make([]wire.Code, len(slots))
 	targets := make([][]byte, len(slots))
 	for i, s := range slots {
 		var b []byte
 		if ss.region == nil {
-			err = ErrNotOpen
+			err = wire.ErrNotOpen
 		} else {
 			b, err = ss.region.Slot(s)
 		}
 		if err != nil {
-			codes[i] = CodeOf(err)
+			codes[i] = wire.CodeOf(err)
 			if ss.discard == nil {
 				ss.discard = make([]byte, fabric.PageSize)
 			}
@@ -188,7 +189,7 @@ func (ss *session) handleWrite(h Header) error {
 	if err := ss.readPagesInto(slots, codes, targets); err != nil {
 		return fmt.Errorf("write request pages: %w", err)
 	}
-	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
+	ss.send(wire.TypeStatuses, h.ID, wire.AppendStatuses(nil, codes))
 	return nil
 }
 
@@ -218,7 +219,7 @@ func (ss *session) readPagesInto(slots []uint64, codes []Code, targets [][]byte)
 	for len(targets) > 0 {
 		n := min(len(targets), writeStagePages)
 		stage := ss.stage[:n*fabric.PageSize]
-		if err := ReadVectors(ss.br, ss.conn, [][]byte{stage}); err != nil {
+		if err := wire.ReadVectors(ss.br, ss.conn, [][]byte{stage}); err != nil {
 			return err
 		}
 		for i := 0; i < n; {
@@ -246,46 +247,46 @@ func (ss *session) readPagesInto(slots []uint64, codes []Code, targets [][]byte)
 	return nil
 }
 
-func (ss *session) handleFree(h Header) error {
+func (ss *session) handleFree(h wire.Header) error {
 	slots, err := ss.readSlotVector(h, false)
 	if err != nil {
 		return err
 	}
 	ss.srv.counters.freeRequests.Add(1)
 	if ss.region == nil {
-		ss.fail(h.ID, fmt.Errorf("free: %w", ErrNotOpen))
+		ss.fail(h.ID, fmt.Errorf("free: %w", wire.ErrNotOpen))
 		return nil
 	}
-	codes := make([]Code, len(slots))
+	codes := make([]wire.Code, len(slots))
 	valid := make([]uint64, 0, len(slots))
 	for i, s := range slots {
 		if s >= ss.region.Slots() {
-			codes[i] = CodeSlotRange
+			codes[i] = wire.CodeSlotRange
 			continue
 		}
 		valid = append(valid, s)
 	}
 	if err := ss.region.Free(valid...); err != nil {
-		c := CodeOf(err)
+		c := wire.CodeOf(err)
 		for i := range codes {
-			if codes[i] == CodeOK {
+			if codes[i] == wire.CodeOK {
 				codes[i] = c
 			}
 		}
 		ss.log.Warn().Err(err).Msg("control: free failed")
 	}
-	ss.send(TypeStatuses, h.ID, AppendStatuses(nil, codes))
+	ss.send(wire.TypeStatuses, h.ID, wire.AppendStatuses(nil, codes))
 	return nil
 }
 
-func (ss *session) rdma(h Header, qps []QPInfo) {
+func (ss *session) rdma(h wire.Header, qps []wire.QPInfo) {
 	resp := ss.srv.cfg.RDMA
 	switch {
 	case resp == nil:
 		ss.fail(h.ID, fmt.Errorf("%v: sub-host serves tcp only: %w", h.Type, fabric.ErrNoRDMA))
 	case ss.region == nil:
-		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, ErrNotOpen))
-	case h.Type == TypeRDMAConnect:
+		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, wire.ErrNotOpen))
+	case h.Type == wire.TypeRDMAConnect:
 		if len(qps) == 0 {
 			ss.fail(h.ID, fmt.Errorf("rdma-connect without queue pairs: %w", fabric.ErrProtocol))
 			return
@@ -296,14 +297,14 @@ func (ss *session) rdma(h Header, qps []QPInfo) {
 			return
 		}
 		ss.qps = append(ss.qps, srv...)
-		ss.send(TypeRDMAConnect, h.ID, AppendQPInfos(nil, srv))
+		ss.send(wire.TypeRDMAConnect, h.ID, wire.AppendQPInfos(nil, srv))
 	default:
 		if err := resp.Disconnect(ss.vm, qps); err != nil {
 			ss.fail(h.ID, fmt.Errorf("rdma-disconnect: %w", err))
 			return
 		}
 		ss.qps = ss.qps[:0]
-		ss.send(TypeAck, h.ID, nil)
+		ss.send(wire.TypeAck, h.ID, nil)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // recordingResponder hands out one server queue pair per client queue pair
@@ -15,21 +16,21 @@ import (
 type recordingResponder struct {
 	mu       sync.Mutex
 	regionVM string
-	torn     [][]QPInfo
+	torn     [][]wire.QPInfo
 }
 
-func (r *recordingResponder) Connect(vm string, region Region, client []QPInfo) ([]QPInfo, error) {
+func (r *recordingResponder) Connect(vm string, region Region, client []wire.QPInfo) ([]wire.QPInfo, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.regionVM = region.VM()
-	out := make([]QPInfo, len(client))
+	out := make([]wire.QPInfo, len(client))
 	for i, q := range client {
-		out[i] = QPInfo{QPN: q.QPN + 100, PSN: 7, RKey: 0xabc, Addr: 0x1000, Length: uint64(len(region.Bytes()))}
+		out[i] = wire.QPInfo{QPN: q.QPN + 100, PSN: 7, RKey: 0xabc, Addr: 0x1000, Length: uint64(len(region.Bytes()))}
 	}
 	return out, nil
 }
 
-func (r *recordingResponder) Disconnect(vm string, server []QPInfo) error {
+func (r *recordingResponder) Disconnect(vm string, server []wire.QPInfo) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.torn = append(r.torn, server)
@@ -49,13 +50,13 @@ func TestRDMAResponderHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.RDMAConnect([]QPInfo{{QPN: 1}}); !errors.Is(err, ErrNotOpen) {
+	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}}); !errors.Is(err, wire.ErrNotOpen) {
 		t.Fatalf("rdma-connect before open = %v, want ErrNotOpen", err)
 	}
 	if _, err := c.Open("vm-r", 16); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := c.RDMAConnect([]QPInfo{{QPN: 1}, {QPN: 2}})
+	srv, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}, {QPN: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestRDMAResponderHook(t *testing.T) {
 		t.Fatalf("disconnect = %v, %d teardowns", err, resp.teardowns())
 	}
 	// Queue pairs a client leaves behind are torn down when it goes.
-	if _, err := c.RDMAConnect([]QPInfo{{QPN: 3}}); err != nil {
+	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

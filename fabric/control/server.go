@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/internal/wire"
+
 	"github.com/rs/zerolog"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
@@ -83,8 +85,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 10 * time.Second
 	}
-	if cfg.BaselineLimit == 0 || cfg.BaselineLimit > MaxBaselineBytes {
-		cfg.BaselineLimit = MaxBaselineBytes
+	if cfg.BaselineLimit == 0 || cfg.BaselineLimit > wire.MaxBaselineBytes {
+		cfg.BaselineLimit = wire.MaxBaselineBytes
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/internal/wire"
+
 	"github.com/rs/zerolog"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
@@ -35,7 +37,7 @@ type session struct {
 	log     zerolog.Logger
 	vm      string
 	region  Region
-	qps     []QPInfo // server queue pairs handed out by the RDMA responder
+	qps     []wire.QPInfo // server queue pairs handed out by the RDMA responder
 	out     chan queued
 	wmu     sync.Mutex // held while a reply is being written
 	wfailed atomic.Bool
@@ -165,15 +167,15 @@ func (ss *session) reply(bufs net.Buffers) {
 }
 
 // send replies with one frame.
-func (ss *session) send(t Type, id uint32, payload []byte) {
-	b := make([]byte, 0, HeaderSize+len(payload))
-	b = AppendHeader(b, Header{Type: t, ID: id, Len: uint32(len(payload))})
+func (ss *session) send(t wire.Type, id uint32, payload []byte) {
+	b := make([]byte, 0, wire.HeaderSize+len(payload))
+	b = wire.AppendHeader(b, wire.Header{Type: t, ID: id, Len: uint32(len(payload))})
 	ss.reply(net.Buffers{append(b, payload...)})
 }
 
 // fail answers request id with an error frame; the connection stays up.
 func (ss *session) fail(id uint32, err error) {
-	ss.send(TypeError, id, AppendError(nil, err))
+	ss.send(wire.TypeError, id, wire.AppendError(nil, err))
 }
 
 // quiesce waits until every queued reply has been written.
@@ -184,7 +186,7 @@ func (ss *session) quiesce() {
 }
 
 // readPayload reads a whole request payload into the reusable buffer.
-func (ss *session) readPayload(h Header, limit int) ([]byte, error) {
+func (ss *session) readPayload(h wire.Header, limit int) ([]byte, error) {
 	if int(h.Len) > limit {
 		return nil, fmt.Errorf("%v request: payload %d over %d: %w", h.Type, h.Len, limit, fabric.ErrProtocol)
 	}
@@ -200,11 +202,11 @@ func (ss *session) readPayload(h Header, limit int) ([]byte, error) {
 // breaks the protocol (an error wrapping fabric.ErrProtocol).
 func (ss *session) readLoop() error {
 	for {
-		if _, err := ss.br.Peek(HeaderSize); err != nil {
+		if _, err := ss.br.Peek(wire.HeaderSize); err != nil {
 			return err
 		}
 		ss.frameStarted()
-		h, err := ReadHeader(ss.br)
+		h, err := wire.ReadHeader(ss.br)
 		if err != nil {
 			return err
 		}

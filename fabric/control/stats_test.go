@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func TestServerStats(t *testing.T) {
@@ -22,22 +23,22 @@ func TestServerStats(t *testing.T) {
 	if _, err := c.Open("vm-a", 8); err != nil {
 		t.Fatal(err)
 	}
-	roundTrip := func(typ Type, payload []byte, want Type) {
+	roundTrip := func(typ wire.Type, payload []byte, want wire.Type) {
 		t.Helper()
-		if err := WriteFrame(c.conn, typ, 100, payload); err != nil {
+		if err := wire.WriteFrame(c.conn, typ, 100, payload); err != nil {
 			t.Fatal(err)
 		}
-		h, _, err := ReadFrame(c.br, MaxPayload)
+		h, _, err := wire.ReadFrame(c.br, wire.MaxPayload)
 		if err != nil || h.Type != want {
 			t.Fatalf("%v: reply %v, %v", typ, h.Type, err)
 		}
 	}
-	write := AppendSlots(nil, []uint64{1, 2, 3})
+	write := wire.AppendSlots(nil, []uint64{1, 2, 3})
 	write = append(write, make([]byte, 3*fabric.PageSize)...)
-	roundTrip(TypeWrite, write, TypeStatuses)
-	roundTrip(TypeRead, AppendSlots(nil, []uint64{1, 2}), TypeReadReply)
-	roundTrip(TypeRead, AppendSlots(nil, []uint64{3, 99}), TypeReadReply)
-	roundTrip(TypeFree, AppendSlots(nil, []uint64{1}), TypeStatuses)
+	roundTrip(wire.TypeWrite, write, wire.TypeStatuses)
+	roundTrip(wire.TypeRead, wire.AppendSlots(nil, []uint64{1, 2}), wire.TypeReadReply)
+	roundTrip(wire.TypeRead, wire.AppendSlots(nil, []uint64{3, 99}), wire.TypeReadReply)
+	roundTrip(wire.TypeFree, wire.AppendSlots(nil, []uint64{1}), wire.TypeStatuses)
 
 	want := ServerStats{Connections: 2, ActiveConnections: 1, AuthFailures: 1,
 		ReadRequests: 2, ReadPages: 4, WriteRequests: 1, WritePages: 3, FreeRequests: 1}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vmemtrans/vmemtrans/fabric/store"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // StoreBackend serves the regions of a fabric/store.Store.
@@ -32,10 +33,10 @@ func (b storeBackend) Lookup(vm string) (Region, error) {
 func storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNoRegion):
-		return fmt.Errorf("%w: %w", ErrNoRegion, err)
+		return fmt.Errorf("%w: %w", wire.ErrNoRegion, err)
 	case errors.Is(err, store.ErrSizeMismatch), errors.Is(err, store.ErrBadSize),
 		errors.Is(err, store.ErrBadVMID), errors.Is(err, store.ErrCorrupt):
-		return fmt.Errorf("%w: %w", ErrRegion, err)
+		return fmt.Errorf("%w: %w", wire.ErrRegion, err)
 	}
 	return err
 }
@@ -44,7 +45,7 @@ func storeErr(err error) error {
 type storeRegion struct{ *store.Region }
 
 // Stats reports the region's size and disk use.
-func (r storeRegion) Stats() Stats {
+func (r storeRegion) Stats() wire.Stats {
 	s := r.Region.Stats()
-	return Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
+	return wire.Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func fillPage(b byte) []byte { return bytes.Repeat([]byte{b}, fabric.PageSize) }
@@ -16,8 +17,8 @@ func fillPage(b byte) []byte { return bytes.Repeat([]byte{b}, fabric.PageSize) }
 // bytes of the pages (all of it when cut < 0), then hangs up.
 func sendWrite(t *testing.T, conn net.Conn, id uint32, slots []uint64, pages []byte, cut int) {
 	t.Helper()
-	body := AppendSlots(nil, slots)
-	frame := AppendHeader(nil, Header{Type: TypeWrite, ID: id, Len: uint32(len(body) + len(pages))})
+	body := wire.AppendSlots(nil, slots)
+	frame := wire.AppendHeader(nil, wire.Header{Type: wire.TypeWrite, ID: id, Len: uint32(len(body) + len(pages))})
 	frame = append(append(frame, body...), pages...)
 	if cut >= 0 {
 		frame = frame[:len(frame)-len(pages)+cut]
@@ -52,7 +53,7 @@ func TestCutWriteFrameTearsNoSlot(t *testing.T) {
 		sendWrite(t, conn, 1, slots, old, -1)
 		// Wait for the full write's acknowledgement (a statuses frame).
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if h, _, err := ReadFrame(c.br, MaxPayload); err != nil || h.Type != TypeStatuses {
+		if h, _, err := wire.ReadFrame(c.br, wire.MaxPayload); err != nil || h.Type != wire.TypeStatuses {
 			t.Fatalf("full write: %+v, %v", h, err)
 		}
 		sendWrite(t, conn, 2, slots, neu, cut)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
+	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // FetchConfig is the shape of a fetch benchmark against one sub-host.
@@ -24,8 +25,8 @@ type FetchConfig struct {
 
 // Check rejects shapes the benchmark cannot run.
 func (c FetchConfig) Check() error {
-	if c.Batch < 1 || c.Batch > control.MaxSlotsPerRequest {
-		return fmt.Errorf("batch %d: want 1..%d", c.Batch, control.MaxSlotsPerRequest)
+	if c.Batch < 1 || c.Batch > wire.MaxSlotsPerRequest {
+		return fmt.Errorf("batch %d: want 1..%d", c.Batch, wire.MaxSlotsPerRequest)
 	}
 	if c.InFlight < 1 || c.Pages < uint64(c.Batch) {
 		return fmt.Errorf("inflight %d, pages %d: need inflight >= 1 and pages >= batch", c.InFlight, c.Pages)

@@ -1,4 +1,4 @@
-package control
+package wire
 
 import (
 	"encoding/binary"
@@ -76,14 +76,14 @@ func (c Code) Err() error {
 	return ErrServer
 }
 
-// maxErrorText bounds the message of an Error frame.
-const maxErrorText = 512
+// MaxErrorText bounds the message of an Error frame.
+const MaxErrorText = 512
 
 // AppendError encodes an Error frame payload for err.
 func AppendError(b []byte, err error) []byte {
 	msg := err.Error()
-	if len(msg) > maxErrorText {
-		msg = msg[:maxErrorText]
+	if len(msg) > MaxErrorText {
+		msg = msg[:MaxErrorText]
 	}
 	b = append(b, byte(CodeOf(err)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
@@ -96,7 +96,7 @@ func ParseError(p []byte) (*RemoteError, error) {
 		return nil, fmt.Errorf("error frame: %d bytes: %w", len(p), fabric.ErrProtocol)
 	}
 	n := int(binary.BigEndian.Uint16(p[1:]))
-	if n > maxErrorText || len(p) != 3+n {
+	if n > MaxErrorText || len(p) != 3+n {
 		return nil, fmt.Errorf("error frame: message length %d of %d bytes: %w", n, len(p), fabric.ErrProtocol)
 	}
 	c := Code(p[0])

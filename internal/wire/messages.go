@@ -1,10 +1,11 @@
-package control
+package wire
 
 import (
 	"encoding/binary"
 	"fmt"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/store"
 )
 
 // Open asks for the region of VM, created with Slots slots if it does not
@@ -28,7 +29,7 @@ func ParseOpen(p []byte) (Open, error) {
 	}
 	n := int(p[0])
 	o := Open{VM: string(p[1 : 1+n]), Slots: binary.BigEndian.Uint64(p[1+n:])}
-	if !ValidVMID(o.VM) {
+	if store.ValidVMID(o.VM) != nil {
 		return Open{}, fmt.Errorf("open: vm id %q: %w", o.VM, fabric.ErrProtocol)
 	}
 	return o, nil
@@ -146,7 +147,7 @@ func ParseStats(p []byte) (Stats, error) {
 		ResidentBytes: binary.BigEndian.Uint64(p[8:]),
 		VM:            string(p[17:]),
 	}
-	if !ValidVMID(s.VM) {
+	if store.ValidVMID(s.VM) != nil {
 		return Stats{}, fmt.Errorf("stats: vm id %q: %w", s.VM, fabric.ErrProtocol)
 	}
 	return s, nil
