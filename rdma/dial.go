@@ -42,12 +42,11 @@ func Dial(ctx context.Context, addr, vm string, key []byte, o DialOptions) (*Tra
 	if err != nil {
 		return fail(fmt.Errorf("open region of vm %q on %s: %w", vm, addr, err))
 	}
-	srv, err := cl.RDMAConnect(ToQPInfos(p.Request()))
+	reply, err := cl.RDMAConnect(p.Request())
 	if err != nil {
 		return fail(fmt.Errorf("rdma-connect to %s: %w", addr, err))
 	}
-	reply, err := FromQPInfos(srv, true)
-	if err != nil {
+	if err := reply.Validate(true); err != nil {
 		return fail(fmt.Errorf("rdma-connect reply from %s: %w", addr, err))
 	}
 	if reply.Len/fabric.PageSize != slots {

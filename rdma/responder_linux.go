@@ -8,7 +8,6 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
-	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // Responder is the sub-host side: it registers VM regions once and connects
@@ -33,37 +32,36 @@ var _ control.RDMAResponder = (*Responder)(nil)
 // Connect serves a control-protocol rdma-connect: it registers the VM's
 // region on first use and connects queue pairs for the client. The control
 // server calls it only on authenticated connections with the region open.
-func (r *Responder) Connect(vm string, region control.Region, client []wire.QPInfo) ([]wire.QPInfo, error) {
-	req, err := FromQPInfos(client, false)
-	if err != nil {
-		return nil, err
+func (r *Responder) Connect(vm string, region control.Region, req control.RDMAParams) (control.RDMAParams, error) {
+	if err := req.Validate(false); err != nil {
+		return control.RDMAParams{}, err
 	}
 	buf := region.Bytes()
 	if len(buf) == 0 || len(buf)%fabric.PageSize != 0 {
-		return nil, fmt.Errorf("rdma connect vm %q: region mapping of %d bytes", vm, len(buf))
+		return control.RDMAParams{}, fmt.Errorf("rdma connect vm %q: region mapping of %d bytes", vm, len(buf))
 	}
 	r.mu.Lock()
-	err = r.registerLocked(vm, buf)
+	err := r.registerLocked(vm, buf)
 	r.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return control.RDMAParams{}, err
 	}
 	reply, c, err := r.Accept(vm, req)
 	if err != nil {
-		return nil, err
+		return control.RDMAParams{}, err
 	}
 	r.mu.Lock()
 	r.byQPN[reply.QPs[0].QPN] = c
 	r.mu.Unlock()
-	return ToQPInfos(reply), nil
+	return reply, nil
 }
 
 // Disconnect destroys the queue pairs a Connect handed out; the control
 // server calls it when the client asks or its connection ends.
-func (r *Responder) Disconnect(vm string, server []wire.QPInfo) error {
+func (r *Responder) Disconnect(vm string, server control.RDMAParams) error {
 	var conns []*Conn
 	r.mu.Lock()
-	for _, q := range server {
+	for _, q := range server.QPs {
 		if c, ok := r.byQPN[q.QPN]; ok {
 			conns = append(conns, c)
 		}
@@ -137,23 +135,23 @@ func (r *Responder) registerLocked(vm string, region []byte) error {
 // Accept connects one queue pair per requested one, in vm's protection
 // domain, and returns the reply for the client. Call it only for a client
 // the control protocol authenticated and authorised for vm.
-func (r *Responder) Accept(vm string, req ConnParams) (ConnParams, *Conn, error) {
+func (r *Responder) Accept(vm string, req control.RDMAParams) (control.RDMAParams, *Conn, error) {
 	if err := req.Validate(false); err != nil {
-		return ConnParams{}, nil, err
+		return control.RDMAParams{}, nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return ConnParams{}, nil, fmt.Errorf("rdma accept vm %q: %w", vm, fabric.ErrClosed)
+		return control.RDMAParams{}, nil, fmt.Errorf("rdma accept vm %q: %w", vm, fabric.ErrClosed)
 	}
 	reg, ok := r.regions[vm]
 	if !ok {
-		return ConnParams{}, nil, fmt.Errorf("rdma accept: no region registered for vm %q: %w", vm, fabric.ErrForbidden)
+		return control.RDMAParams{}, nil, fmt.Errorf("rdma accept: no region registered for vm %q: %w", vm, fabric.ErrForbidden)
 	}
 	mtu := min(r.dev.mtu, req.MTU)
 	destRd := max(r.dev.maxRd, 1)
 	c := &Conn{r: r}
-	reply := ConnParams{GID: r.dev.gid, MaxRd: uint8(destRd), MTU: r.dev.mtu,
+	reply := control.RDMAParams{GID: r.dev.gid, MaxRd: uint8(destRd), MTU: r.dev.mtu,
 		RKey: reg.mr.rkey(), Addr: reg.mr.addr(), Len: uint64(len(reg.mr.buf))}
 	for _, peer := range req.QPs {
 		q, err := r.dev.newQP(reg.pd, 1, accessLocalWrite|accessRemoteRead|accessRemoteWrite)
@@ -165,7 +163,7 @@ func (r *Responder) Accept(vm string, req ConnParams) (ConnParams, *Conn, error)
 		}
 		if err != nil {
 			c.destroy()
-			return ConnParams{}, nil, fmt.Errorf("rdma accept vm %q: %w", vm, err)
+			return control.RDMAParams{}, nil, fmt.Errorf("rdma accept vm %q: %w", vm, err)
 		}
 		c.qps = append(c.qps, q)
 		reply.QPs = append(reply.QPs, q.info())

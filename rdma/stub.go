@@ -9,7 +9,6 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
-	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 // Built reports whether this binary carries the verbs binding.
@@ -28,10 +27,12 @@ func Prepare(o Options) (*Pending, error) {
 }
 
 // Request returns empty parameters.
-func (p *Pending) Request() ConnParams { return ConnParams{} }
+func (p *Pending) Request() control.RDMAParams { return control.RDMAParams{} }
 
 // Complete fails: this build has no verbs binding.
-func (p *Pending) Complete(ConnParams) (*Transport, error) { return nil, errNotBuilt("connect") }
+func (p *Pending) Complete(control.RDMAParams) (*Transport, error) {
+	return nil, errNotBuilt("connect")
+}
 
 // Abort does nothing.
 func (p *Pending) Abort() {}
@@ -92,19 +93,19 @@ func (r *Responder) Device() string { return "" }
 func (r *Responder) Register(string, []byte) error { return errNotBuilt("register") }
 
 // Accept fails.
-func (r *Responder) Accept(string, ConnParams) (ConnParams, *Conn, error) {
-	return ConnParams{}, nil, errNotBuilt("accept")
+func (r *Responder) Accept(string, control.RDMAParams) (control.RDMAParams, *Conn, error) {
+	return control.RDMAParams{}, nil, errNotBuilt("accept")
 }
 
 var _ control.RDMAResponder = (*Responder)(nil)
 
 // Connect fails.
-func (r *Responder) Connect(string, control.Region, []wire.QPInfo) ([]wire.QPInfo, error) {
-	return nil, errNotBuilt("connect")
+func (r *Responder) Connect(string, control.Region, control.RDMAParams) (control.RDMAParams, error) {
+	return control.RDMAParams{}, errNotBuilt("connect")
 }
 
 // Disconnect does nothing.
-func (r *Responder) Disconnect(string, []wire.QPInfo) error { return nil }
+func (r *Responder) Disconnect(string, control.RDMAParams) error { return nil }
 
 // Close does nothing.
 func (c *Conn) Close() error { return nil }

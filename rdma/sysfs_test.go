@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
-	"github.com/vmemtrans/vmemtrans/internal/wire"
 )
 
 func TestDiscoverAtFakeSysfs(t *testing.T) {
@@ -99,34 +98,5 @@ func TestChoose(t *testing.T) {
 	}
 	if _, err := Choose("rxe0", devs, false); !errors.Is(err, fabric.ErrNoRDMA) {
 		t.Errorf("named device without verbs: err = %v, want ErrNoRDMA", err)
-	}
-}
-
-func TestConnParamsValidate(t *testing.T) {
-	good := ConnParams{QPs: []QP{{QPN: 17, PSN: 5}}, MaxRd: 16, MTU: 3, RKey: 1, Addr: 1 << 20, Len: 8 * fabric.PageSize}
-	if err := good.Validate(true); err != nil {
-		t.Fatal(err)
-	}
-	bad := []ConnParams{
-		{MaxRd: 1, MTU: 3},
-		{QPs: []QP{{QPN: 0}}, MaxRd: 1, MTU: 3},
-		{QPs: []QP{{QPN: 1 << 24}}, MaxRd: 1, MTU: 3},
-		{QPs: []QP{{QPN: 1}}, MaxRd: 0, MTU: 3},
-		{QPs: []QP{{QPN: 1}}, MaxRd: 1, MTU: 9},
-		{QPs: make([]QP, wire.MaxQPs+1), MaxRd: 1, MTU: 3},
-	}
-	for i, p := range bad {
-		if err := p.Validate(false); !errors.Is(err, fabric.ErrProtocol) {
-			t.Errorf("bad[%d] err = %v, want ErrProtocol", i, err)
-		}
-	}
-	for i, p := range []ConnParams{
-		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: 4096, Len: 0},
-		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: 4097, Len: 4096},
-		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: ^uint64(0) &^ 4095, Len: 8192},
-	} {
-		if err := p.Validate(true); !errors.Is(err, fabric.ErrProtocol) {
-			t.Errorf("bad reply[%d] err = %v, want ErrProtocol", i, err)
-		}
 	}
 }

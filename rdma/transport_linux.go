@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
 // lane is one queue pair with its staging pages and the state of the chain
@@ -90,8 +91,8 @@ func Prepare(o Options) (*Pending, error) {
 }
 
 // Request is the client half of the connection parameters.
-func (p *Pending) Request() ConnParams {
-	c := ConnParams{GID: p.dev.gid, MaxRd: uint8(min(p.depth, 255)), MTU: p.dev.mtu}
+func (p *Pending) Request() control.RDMAParams {
+	c := control.RDMAParams{GID: p.dev.gid, MaxRd: uint8(min(p.depth, 255)), MTU: p.dev.mtu}
 	for _, l := range p.lanes {
 		c.QPs = append(c.QPs, l.q.info())
 	}
@@ -100,7 +101,7 @@ func (p *Pending) Request() ConnParams {
 
 // Complete connects the queue pairs to the sub-host's and returns the
 // Transport. On error everything is released.
-func (p *Pending) Complete(reply ConnParams) (*Transport, error) {
+func (p *Pending) Complete(reply control.RDMAParams) (*Transport, error) {
 	if err := reply.Validate(true); err != nil {
 		p.Abort()
 		return nil, err

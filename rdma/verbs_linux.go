@@ -122,6 +122,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/fabric/control"
 )
 
 // Built reports whether this binary carries the verbs binding.
@@ -273,10 +274,10 @@ func (d *device) newQP(pd *C.struct_ibv_pd, depth int, access C.int) (*qpair, er
 	return q, nil
 }
 
-func (q *qpair) info() QP { return QP{QPN: uint32(q.qp.qp_num), PSN: q.psn} }
+func (q *qpair) info() control.QP { return control.QP{QPN: uint32(q.qp.qp_num), PSN: q.psn} }
 
 // connect moves the queue pair to RTR then RTS towards the peer's queue pair.
-func (d *device) connect(q *qpair, peer QP, peerGID [16]byte, mtu uint8, destRd, initRd int) error {
+func (d *device) connect(q *qpair, peer control.QP, peerGID [16]byte, mtu uint8, destRd, initRd int) error {
 	if rc := C.vt_to_rtr(q.qp, d.port, C.uint32_t(peer.QPN), C.uint32_t(peer.PSN), (*C.uint8_t)(&peerGID[0]),
 		C.int(d.gidIdx), C.int(mtu), C.uint8_t(destRd)); rc != 0 {
 		return fmt.Errorf("rdma queue pair %d to RTR: %w", q.qp.qp_num, syscall.Errno(rc))

@@ -212,7 +212,7 @@ func (t *Transport) readReply(h wire.Header, c *call, abandoned bool) error {
 		if c.entries != nil {
 			break
 		}
-		p, err := readPayload(t.br, h, 1+wire.MaxQPs*wire.QPInfoSize)
+		p, err := readPayload(t.br, h, wire.MaxRDMAParamsSize)
 		if err != nil {
 			return err
 		}

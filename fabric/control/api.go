@@ -7,8 +7,11 @@ import "github.com/vmemtrans/vmemtrans/internal/wire"
 type (
 	// Stats is a region's size and disk use (Client.Stats, Region.Stats).
 	Stats = wire.Stats
-	// QPInfo is one side's parameters of an RDMA queue pair.
-	QPInfo = wire.QPInfo
+	// RDMAParams is one side's RDMA connection parameters: its queue pairs
+	// and, from the sub-host, the region they may READ and WRITE.
+	RDMAParams = wire.RDMAParams
+	// QP names one end of a reliable-connected queue pair.
+	QP = wire.QP
 	// RemoteError is a request the sub-host refused; it unwraps to the
 	// sentinel of its code (fabric.ErrSlotRange, ErrNoRegion, ...).
 	RemoteError = wire.RemoteError

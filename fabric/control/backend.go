@@ -1,7 +1,5 @@
 package control
 
-import "github.com/vmemtrans/vmemtrans/internal/wire"
-
 // Region is the slot array of one VM as the server sees it. The slices
 // returned by Slot alias the region's memory: the server writes replies
 // straight from them and reads written pages straight into them.
@@ -14,7 +12,7 @@ type Region interface {
 	Bytes() []byte
 	Free(slots ...uint64) error
 	Sync() error
-	Stats() wire.Stats
+	Stats() Stats
 }
 
 // Backend holds the regions a server serves.

@@ -139,27 +139,27 @@ func (c *Client) Open(vm string, slots uint64) (uint64, error) {
 }
 
 // Stats describes the open region.
-func (c *Client) Stats() (wire.Stats, error) {
+func (c *Client) Stats() (Stats, error) {
 	p, err := c.call(wire.TypeStats, nil, wire.TypeStatsReply)
 	if err != nil {
-		return wire.Stats{}, err
+		return Stats{}, err
 	}
 	return wire.ParseStats(p)
 }
 
 // RDMAConnect exchanges queue-pair parameters with the server's RDMA
 // responder; the error wraps fabric.ErrNoRDMA when the sub-host has none.
-func (c *Client) RDMAConnect(local []wire.QPInfo) ([]wire.QPInfo, error) {
-	p, err := c.call(wire.TypeRDMAConnect, wire.AppendQPInfos(nil, local), wire.TypeRDMAConnect)
+func (c *Client) RDMAConnect(local RDMAParams) (RDMAParams, error) {
+	p, err := c.call(wire.TypeRDMAConnect, wire.AppendRDMAParams(nil, local), wire.TypeRDMAConnect)
 	if err != nil {
-		return nil, err
+		return RDMAParams{}, err
 	}
-	return wire.ParseQPInfos(p)
+	return wire.ParseRDMAParams(p)
 }
 
 // RDMADisconnect releases the server queue pairs returned by RDMAConnect.
-func (c *Client) RDMADisconnect(server []wire.QPInfo) error {
-	_, err := c.call(wire.TypeRDMADisconnect, wire.AppendQPInfos(nil, server), wire.TypeAck)
+func (c *Client) RDMADisconnect(server RDMAParams) error {
+	_, err := c.call(wire.TypeRDMADisconnect, wire.AppendRDMAParams(nil, server), wire.TypeAck)
 	return err
 }
 

@@ -147,7 +147,7 @@ func TestAuthAndOpen(t *testing.T) {
 	if got := st.List(); len(got) != 1 || got[0] != "vm-a" {
 		t.Errorf("store holds %v, want only vm-a", got)
 	}
-	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}}); !errors.Is(err, fabric.ErrNoRDMA) {
+	if _, err := c.RDMAConnect(RDMAParams{QPs: []QP{{QPN: 1}}}); !errors.Is(err, fabric.ErrNoRDMA) {
 		t.Errorf("rdma-connect without responder = %v, want ErrNoRDMA", err)
 	}
 }

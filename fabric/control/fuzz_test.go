@@ -49,7 +49,7 @@ func FuzzSession(f *testing.F) {
 	f.Add(seed(frame(wire.TypeOpen, 1, open), frame(wire.TypeWrite, 2, append(wire.AppendSlots(nil, []uint64{1}), make([]byte, fabric.PageSize)...))))
 	f.Add(seed(frame(wire.TypeOpen, 1, open), frame(wire.TypeFree, 2, wire.AppendSlots(nil, []uint64{1, 100})), frame(wire.TypeStats, 3, nil)))
 	f.Add(seed(frame(wire.TypeRead, 1, wire.AppendSlots(nil, []uint64{0}))))
-	f.Add(seed(frame(wire.TypeRDMAConnect, 1, wire.AppendQPInfos(nil, []wire.QPInfo{{QPN: 1}}))))
+	f.Add(seed(frame(wire.TypeRDMAConnect, 1, wire.AppendRDMAParams(nil, RDMAParams{QPs: []QP{{QPN: 1}}}))))
 	f.Add(seed(frame(wire.TypeBaselinePing, 1, wire.AppendBaselinePing(nil, wire.BaselinePing{Rounds: 1, Request: 1, Reply: 1})), []byte{0}))
 	f.Add([]byte("VM\x01\x07\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x04\xff\xff\xff\xff"))
 	addr, _, _ := startServer(f, func(c *ServerConfig) { c.BaselineLimit = 1 << 20 })

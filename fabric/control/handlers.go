@@ -41,11 +41,11 @@ func (ss *session) handle(h wire.Header) error {
 		}
 		return nil
 	case wire.TypeRDMAConnect, wire.TypeRDMADisconnect:
-		p, err := ss.readPayload(h, 1+wire.MaxQPs*wire.QPInfoSize)
+		p, err := ss.readPayload(h, wire.MaxRDMAParamsSize)
 		if err != nil {
 			return err
 		}
-		qps, err := wire.ParseQPInfos(p)
+		qps, err := wire.ParseRDMAParams(p)
 		if err != nil {
 			return err
 		}
@@ -279,7 +279,7 @@ func (ss *session) handleFree(h wire.Header) error {
 	return nil
 }
 
-func (ss *session) rdma(h wire.Header, qps []wire.QPInfo) {
+func (ss *session) rdma(h wire.Header, qps RDMAParams) {
 	resp := ss.srv.cfg.RDMA
 	switch {
 	case resp == nil:
@@ -287,7 +287,7 @@ func (ss *session) rdma(h wire.Header, qps []wire.QPInfo) {
 	case ss.region == nil:
 		ss.fail(h.ID, fmt.Errorf("%v: %w", h.Type, wire.ErrNotOpen))
 	case h.Type == wire.TypeRDMAConnect:
-		if len(qps) == 0 {
+		if len(qps.QPs) == 0 {
 			ss.fail(h.ID, fmt.Errorf("rdma-connect without queue pairs: %w", fabric.ErrProtocol))
 			return
 		}
@@ -296,24 +296,27 @@ func (ss *session) rdma(h wire.Header, qps []wire.QPInfo) {
 			ss.fail(h.ID, fmt.Errorf("rdma-connect: %w", err))
 			return
 		}
-		ss.qps = append(ss.qps, srv...)
-		ss.send(wire.TypeRDMAConnect, h.ID, wire.AppendQPInfos(nil, srv))
+		ss.served = append(ss.served, srv)
+		ss.send(wire.TypeRDMAConnect, h.ID, wire.AppendRDMAParams(nil, srv))
 	default:
 		if err := resp.Disconnect(ss.vm, qps); err != nil {
 			ss.fail(h.ID, fmt.Errorf("rdma-disconnect: %w", err))
 			return
 		}
-		ss.qps = ss.qps[:0]
+		ss.served = ss.served[:0]
 		ss.send(wire.TypeAck, h.ID, nil)
 	}
 }
 
 // releaseRDMA tears down queue pairs a client left behind.
 func (ss *session) releaseRDMA() {
-	if len(ss.qps) == 0 || ss.srv.cfg.RDMA == nil {
+	if ss.srv.cfg.RDMA == nil {
 		return
 	}
-	if err := ss.srv.cfg.RDMA.Disconnect(ss.vm, ss.qps); err != nil {
-		ss.log.Warn().Err(err).Msg("control: rdma teardown")
+	for _, srv := range ss.served {
+		if err := ss.srv.cfg.RDMA.Disconnect(ss.vm, srv); err != nil {
+			ss.log.Warn().Err(err).Msg("control: rdma teardown")
+		}
 	}
+	ss.served = nil
 }

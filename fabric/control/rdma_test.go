@@ -16,21 +16,21 @@ import (
 type recordingResponder struct {
 	mu       sync.Mutex
 	regionVM string
-	torn     [][]wire.QPInfo
+	torn     []RDMAParams
 }
 
-func (r *recordingResponder) Connect(vm string, region Region, client []wire.QPInfo) ([]wire.QPInfo, error) {
+func (r *recordingResponder) Connect(vm string, region Region, client RDMAParams) (RDMAParams, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.regionVM = region.VM()
-	out := make([]wire.QPInfo, len(client))
-	for i, q := range client {
-		out[i] = wire.QPInfo{QPN: q.QPN + 100, PSN: 7, RKey: 0xabc, Addr: 0x1000, Length: uint64(len(region.Bytes()))}
+	out := RDMAParams{RKey: 0xabc, Addr: 0x1000, Len: uint64(len(region.Bytes())), MaxRd: 1, MTU: 3}
+	for _, q := range client.QPs {
+		out.QPs = append(out.QPs, QP{QPN: q.QPN + 100, PSN: 7})
 	}
 	return out, nil
 }
 
-func (r *recordingResponder) Disconnect(vm string, server []wire.QPInfo) error {
+func (r *recordingResponder) Disconnect(vm string, server RDMAParams) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.torn = append(r.torn, server)
@@ -50,24 +50,24 @@ func TestRDMAResponderHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}}); !errors.Is(err, wire.ErrNotOpen) {
+	if _, err := c.RDMAConnect(RDMAParams{QPs: []QP{{QPN: 1}}}); !errors.Is(err, wire.ErrNotOpen) {
 		t.Fatalf("rdma-connect before open = %v, want ErrNotOpen", err)
 	}
 	if _, err := c.Open("vm-r", 16); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := c.RDMAConnect([]wire.QPInfo{{QPN: 1}, {QPN: 2}})
+	srv, err := c.RDMAConnect(RDMAParams{QPs: []QP{{QPN: 1}, {QPN: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srv) != 2 || srv[1].QPN != 102 || srv[0].Length != 16*fabric.PageSize || resp.vm() != "vm-r" {
+	if len(srv.QPs) != 2 || srv.QPs[1].QPN != 102 || srv.Len != 16*fabric.PageSize || resp.vm() != "vm-r" {
 		t.Fatalf("server queue pairs %+v for region of %q", srv, resp.vm())
 	}
 	if err := c.RDMADisconnect(srv); err != nil || resp.teardowns() != 1 {
 		t.Fatalf("disconnect = %v, %d teardowns", err, resp.teardowns())
 	}
 	// Queue pairs a client leaves behind are torn down when it goes.
-	if _, err := c.RDMAConnect([]wire.QPInfo{{QPN: 3}}); err != nil {
+	if _, err := c.RDMAConnect(RDMAParams{QPs: []QP{{QPN: 3}}}); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

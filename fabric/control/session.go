@@ -37,7 +37,7 @@ type session struct {
 	log     zerolog.Logger
 	vm      string
 	region  Region
-	qps     []wire.QPInfo // server queue pairs handed out by the RDMA responder
+	served  []RDMAParams // server queue pairs handed out by the RDMA responder
 	out     chan queued
 	wmu     sync.Mutex // held while a reply is being written
 	wfailed atomic.Bool

@@ -45,7 +45,7 @@ func storeErr(err error) error {
 type storeRegion struct{ *store.Region }
 
 // Stats reports the region's size and disk use.
-func (r storeRegion) Stats() wire.Stats {
+func (r storeRegion) Stats() Stats {
 	s := r.Region.Stats()
-	return wire.Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
+	return Stats{VM: s.VM, Slots: s.Slots, ResidentBytes: s.ResidentBytes}
 }

@@ -140,24 +140,47 @@ func FuzzParseError(f *testing.F) {
 	})
 }
 
-func FuzzParseQPInfos(f *testing.F) {
-	q := QPInfo{QPN: 0x11, PSN: 0x22, RKey: 7, Addr: 1 << 40, Length: 1 << 30, LID: 3, MTU: 5}
-	copy(q.GID[:], "0123456789abcdef")
-	f.Add(AppendQPInfos(nil, []QPInfo{q, q}))
-	f.Add(AppendQPInfos(nil, nil))
+func FuzzParseRDMAParams(f *testing.F) {
+	p := RDMAParams{QPs: []QP{{0x11, 0x22}, {0x12, 0x23}}, RKey: 7, Addr: 1 << 40, Len: 1 << 30, MaxRd: 16, MTU: 5}
+	copy(p.GID[:], "0123456789abcdef")
+	f.Add(AppendRDMAParams(nil, p))
+	f.Add(AppendRDMAParams(nil, RDMAParams{}))
 	f.Add([]byte{65})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		qps, err := ParseQPInfos(b)
+		p, err := ParseRDMAParams(b)
 		if err != nil {
 			if !errors.Is(err, fabric.ErrProtocol) {
 				t.Fatalf("error %v does not wrap ErrProtocol", err)
 			}
 			return
 		}
-		if len(qps) > MaxQPs || !bytes.Equal(AppendQPInfos(nil, qps), b) {
-			t.Fatalf("%d queue pairs do not re-encode to their input", len(qps))
+		if len(p.QPs) > MaxQPs || !bytes.Equal(AppendRDMAParams(nil, p), b) {
+			t.Fatalf("%d queue pairs do not re-encode to their input", len(p.QPs))
 		}
+		_ = p.Validate(true) // never panics
 	})
+}
+
+func TestRDMAParamsRejects(t *testing.T) {
+	good := RDMAParams{QPs: []QP{{17, 5}, {18, 6}}, MaxRd: 16, MTU: 3, RKey: 1, Addr: 4096, Len: 4096}
+	enc := AppendRDMAParams(nil, good)
+	if p, err := ParseRDMAParams(enc); err != nil || p.Validate(true) != nil || p.RKey != 1 || len(p.QPs) != 2 {
+		t.Fatalf("good params: %+v, %v", p, err)
+	}
+	mixed := bytes.Clone(enc)
+	mixed[1+qpEntrySize+24+3] ^= 1 // the second entry's rkey
+	if _, err := ParseRDMAParams(mixed); !errors.Is(err, fabric.ErrProtocol) {
+		t.Errorf("entries disagreeing on the region: %v", err)
+	}
+	lid := bytes.Clone(enc)
+	lid[1+44] = 1
+	if _, err := ParseRDMAParams(lid); !errors.Is(err, fabric.ErrProtocol) {
+		t.Errorf("reserved lid set: %v", err)
+	}
+	client := RDMAParams{QPs: []QP{{17, 5}}, MaxRd: 16, MTU: 3}
+	if client.Validate(false) != nil || !errors.Is(client.Validate(true), fabric.ErrProtocol) {
+		t.Error("a client's parameters are a valid request and an invalid reply (no region)")
+	}
 }
 
 func FuzzParseBaseline(f *testing.F) {
@@ -179,4 +202,33 @@ func FuzzParseBaseline(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrProtocol", err)
 		}
 	})
+}
+
+func TestRDMAParamsValidate(t *testing.T) {
+	good := RDMAParams{QPs: []QP{{QPN: 17, PSN: 5}}, MaxRd: 16, MTU: 3, RKey: 1, Addr: 1 << 20, Len: 8 * fabric.PageSize}
+	if err := good.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	bad := []RDMAParams{
+		{MaxRd: 1, MTU: 3},
+		{QPs: []QP{{QPN: 0}}, MaxRd: 1, MTU: 3},
+		{QPs: []QP{{QPN: 1 << 24}}, MaxRd: 1, MTU: 3},
+		{QPs: []QP{{QPN: 1}}, MaxRd: 0, MTU: 3},
+		{QPs: []QP{{QPN: 1}}, MaxRd: 1, MTU: 9},
+		{QPs: make([]QP, MaxQPs+1), MaxRd: 1, MTU: 3},
+	}
+	for i, p := range bad {
+		if err := p.Validate(false); !errors.Is(err, fabric.ErrProtocol) {
+			t.Errorf("bad[%d] err = %v, want ErrProtocol", i, err)
+		}
+	}
+	for i, p := range []RDMAParams{
+		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: 4096, Len: 0},
+		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: 4097, Len: 4096},
+		{QPs: good.QPs, MaxRd: 1, MTU: 3, Addr: ^uint64(0) &^ 4095, Len: 8192},
+	} {
+		if err := p.Validate(true); !errors.Is(err, fabric.ErrProtocol) {
+			t.Errorf("bad reply[%d] err = %v, want ErrProtocol", i, err)
+		}
+	}
 }
