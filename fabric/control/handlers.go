@@ -211,7 +211,7 @@ const writeStagePages = 64
 // unacknowledged write may have stored some whole pages; the client treats
 // it as not done and rewrites them. Pages for slots that failed (codes) go
 // to their discard target.
-func (ss *session) readPagesInto(slots []uint64, codes []Code, targets [][]byte) error {
+func (ss *session) readPagesInto(slots []uint64, codes []wire.Code, targets [][]byte) error {
 	if ss.stage == nil {
 		ss.stage = make([]byte, writeStagePages*fabric.PageSize)
 	}
@@ -224,17 +224,17 @@ func (ss *session) readPagesInto(slots []uint64, codes []Code, targets [][]byte)
 		}
 		for i := 0; i < n; {
 			page := func(k int) []byte { return stage[k*fabric.PageSize : (k+1)*fabric.PageSize] }
-			if storer == nil || codes[i] != CodeOK {
+			if storer == nil || codes[i] != wire.CodeOK {
 				copy(targets[i], page(i))
 				i++
 				continue
 			}
 			j := i + 1 // a run of consecutive slots is one pwrite
-			for j < n && codes[j] == CodeOK && slots[j] == slots[j-1]+1 {
+			for j < n && codes[j] == wire.CodeOK && slots[j] == slots[j-1]+1 {
 				j++
 			}
 			if err := storer.StoreSlots(slots[i], stage[i*fabric.PageSize:j*fabric.PageSize]); err != nil {
-				c := CodeOf(err)
+				c := wire.CodeOf(err)
 				for k := i; k < j; k++ {
 					codes[k] = c
 				}
