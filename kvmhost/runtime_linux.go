@@ -63,7 +63,7 @@ type Runtime struct {
 
 type counters struct {
 	faults, wpFaults, pageIns, pageOuts, exchReqs, exchPages, zeroFills atomic.Uint64
-	wlReads, wlWrites, pageInErrs, pageOutErrs, resident, remote       atomic.Uint64
+	wlReads, wlWrites, pageInErrs, pageOutErrs, resident, remote        atomic.Uint64
 }
 
 // New creates the VM's guest RAM and location map, copies the image in and

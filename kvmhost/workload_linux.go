@@ -3,8 +3,8 @@
 package kvmhost
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
