@@ -81,18 +81,26 @@ type move struct {
 	g      fabric.GFN
 	sub    int
 	slot   uint64
-	moving fabric.Word
+	old    fabric.Word // the word before the move, still published during it
 	entry  int // index in its sub-host's batch
 	err    error
 }
 
 // pageOut writes victims (resident, sorted) to free slots, in the fence
-// order that loses no concurrent write: word moving and write-protect;
-// copy out (pread of the memfd, never a touch of the mapping); write to the
-// slot; word remote; punch the hole; unprotect (which wakes the writers
-// held meanwhile, whose retry faults the page back in). r.mu is held, so
-// the fault handler holds every write-protect fault until this is done.
-// It returns how many pages went out.
+// order that loses no concurrent write: write-protect (r.mu, held, is the
+// "moving" mark the fault handler honours: it holds every write-protect
+// fault until this is done); copy out (pread of the memfd, never a touch of
+// the mapping); write to the slot; word remote; punch the hole; unprotect
+// (which wakes the writers held meanwhile, whose retry faults the page back
+// in).
+//
+// The published word goes straight from local to remote (one generation),
+// never through moving: while the page is fenced its local copy is exactly
+// what goes out, so a reader of the local word reads valid content until
+// the remote word is published, and the punch comes only after that (a
+// reader racing it faults or reads a hole, and its word recheck sees the
+// change). Readers thus never wait out a page-out. It returns how many
+// pages went out.
 func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 	var moves []move
 	batches := make([][]fabric.SlotIO, len(r.subs))
@@ -107,15 +115,11 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 				break
 			}
 			slot, _ := r.slots[r.nextSub].get()
-			w, err := r.locs.Load(g).MovingTo(uint8(r.nextSub), slot)
-			if err == nil {
-				err = r.locs.Store(g, w)
-			}
-			if err != nil { // cannot happen for slots of a region we sized
+			if slot > fabric.MaxSlot { // cannot happen for regions a word can name
 				r.slots[r.nextSub].put(slot)
 				break
 			}
-			moves = append(moves, move{g: g, sub: r.nextSub, slot: slot, moving: w})
+			moves = append(moves, move{g: g, sub: r.nextSub, slot: slot, old: r.locs.Load(g)})
 		}
 		run = run[:len(moves)-first]
 		if len(run) == 0 {
@@ -152,15 +156,15 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 			}
 		}
 		if m.err == nil {
-			w, _ := m.moving.ToRemote(uint8(m.sub), m.slot)
+			w, _ := m.old.ToRemote(uint8(m.sub), m.slot)
 			r.locs.Store(m.g, w)
 			r.flags[m.g] &^= flagResident | flagRef
 			gone = append(gone, m.g)
 			out++
 			continue
 		}
-		// The page stays: it was fenced, so nothing was written meanwhile.
-		r.locs.Store(m.g, m.moving.ToLocal())
+		// The page stays, its word untouched: it was fenced, so nothing
+		// was written meanwhile.
 		r.slots[m.sub].put(m.slot)
 		r.c.pageOutErrs.Add(1)
 		r.log.Warn().Err(m.err).Uint64("gfn", uint64(m.g)).Int("subhost", m.sub).Msg("page-out failed; page stays resident")
@@ -188,6 +192,11 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 // pageIn brings the given frames (backed, sorted, unique) in, evicting
 // victims first to stay under the limit. Frames already resident succeed
 // at once and count as used. errs[i] is the result for gs[i]. r.mu is held.
+//
+// As for pageOut, the word goes straight from remote to local (one
+// generation): the slot keeps the page until the local word is published,
+// so a reader of the remote word reads valid content throughout, and the
+// slot is freed (for a later page-out to reuse) only after the change.
 func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, brought int) {
 	errs = make([]error, len(gs))
 	var need []int // indexes into gs
@@ -221,12 +230,11 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 			m.err = fmt.Errorf("page in gfn %#x: location %v is not remote: %w", uint64(g), old, fabric.ErrBadLocation)
 			continue
 		}
-		m.sub, m.slot, m.moving = int(old.SubHost()), old.Slot(), old.ToMoving()
+		m.sub, m.slot, m.old = int(old.SubHost()), old.Slot(), old
 		if m.sub >= len(r.subs) {
 			m.err = fmt.Errorf("page in gfn %#x: sub-host %d unknown: %w", uint64(g), m.sub, fabric.ErrBadLocation)
 			continue
 		}
-		r.locs.Store(g, m.moving)
 		m.entry = len(batches[m.sub])
 		batches[m.sub] = append(batches[m.sub], fabric.SlotIO{Slot: m.slot, Buf: buf[k*fabric.PageSize : (k+1)*fabric.PageSize]})
 	}
@@ -261,15 +269,12 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 		m := &moves[k]
 		switch {
 		case m.err == nil:
-			r.locs.Store(m.g, m.moving.ToLocal())
-			r.slots[m.sub].put(m.slot)
+			r.locs.Store(m.g, m.old.ToLocal())
+			r.slots[m.sub].put(m.slot) // only now: a reader of the old word may still read it
 			r.flags[m.g] |= flagResident | flagRef
 			in++
-		case m.moving != 0:
-			// Still where it was; a new generation, as for every change.
-			w, _ := m.moving.ToRemote(uint8(m.sub), m.slot)
-			r.locs.Store(m.g, w)
-			r.c.pageInErrs.Add(1)
+		case m.old != 0:
+			r.c.pageInErrs.Add(1) // still where it was, word untouched
 			fallthrough
 		default:
 			errs[i] = fmt.Errorf("page in gfn %#x: %w", uint64(m.g), m.err)
