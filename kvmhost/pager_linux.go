@@ -78,12 +78,12 @@ func runs(gs []fabric.GFN, limit int) [][]fabric.GFN {
 }
 
 type move struct {
-	g      fabric.GFN
-	sub    int
-	slot   uint64
-	old    fabric.Word // the word before the move, still published during it
-	entry  int // index in its sub-host's batch
-	err    error
+	g     fabric.GFN
+	sub   int
+	slot  uint64
+	old   fabric.Word // the word before the move, still published during it
+	entry int         // index in its sub-host's batch
+	err   error
 }
 
 // pageOut writes victims (resident, sorted) to free slots, in the fence
