@@ -23,8 +23,9 @@ const (
 func (r *Runtime) evictSlack() uint64 { return min(evictBatchMax, max(1, r.limit/8)) }
 
 // makeRoom evicts so that need more pages fit under the resident limit.
-// r.mu is held.
-func (r *Runtime) makeRoom(ctx context.Context, need uint64) {
+// Evictions are the runtime's own business: they run under moveTimeout,
+// not under the context of the request that needed the room. r.mu is held.
+func (r *Runtime) makeRoom(need uint64) {
 	if r.resident+need <= r.limit {
 		return
 	}
@@ -35,7 +36,9 @@ func (r *Runtime) makeRoom(ctx context.Context, need uint64) {
 		if len(victims) == 0 {
 			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), moveTimeout)
 		out := r.pageOut(ctx, victims)
+		cancel()
 		if out == 0 {
 			return
 		}
@@ -211,7 +214,7 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 	for len(need) > 0 {
 		part := need[:min(step, len(need))]
 		need = need[len(part):]
-		r.makeRoom(ctx, uint64(len(part)))
+		r.makeRoom(uint64(len(part)))
 		brought += r.pageInPart(ctx, gs, part, errs)
 	}
 	return errs, brought
