@@ -37,18 +37,18 @@ func TestIntegrationRuntimeOverTCP(t *testing.T) {
 		t.Cleanup(func() { tr.Close() })
 		subs = append(subs, tr)
 	}
-	rt := startSplit(t, img, subs, 25, kvmhost.WorkloadConfig{})
+	rt := startSynthSplit(t, img, subs, 25, kvmhost.WorkloadConfig{})
 	gs := img.backed()
 	buf := make([]byte, len(gs)*fabric.PageSize)
 	for _, method := range []fabric.Method{fabric.MethodProxy, fabric.MethodAdaptive, fabric.MethodSelf} {
-		m := readerOf(t, rt, method)
+		m := synthReaderOf(t, rt, method)
 		// Batches well below the resident limit (256 pages), as self paging
 		// needs: a larger request would evict its own first pages.
 		const batch = 64
 		for pass := range 2 {
 			for at := 0; at < len(gs); at += batch {
 				part := gs[at:min(at+batch, len(gs))]
-				for i, r := range readPages(m, part, buf) {
+				for i, r := range synthReadPages(m, part, buf) {
 					if r.Err != nil || !bytes.Equal(r.Buf, img.page(part[i])) {
 						t.Fatalf("%v pass %d gfn %#x: err %v, equal %v", method, pass, uint64(part[i]), r.Err, bytes.Equal(r.Buf, img.page(part[i])))
 					}
@@ -66,11 +66,11 @@ func TestIntegrationRuntimeOverTCP(t *testing.T) {
 	}
 }
 
-// TestChurnIntegrity runs the workload and self paging churning pages while
+// TestRuntimeChurnSynthetic runs the workload and self paging churning pages while
 // parallel IDS readers read through fabric.Memory, with every method, at
 // least a million pages, and counts the pages that are neither the image's
 // content nor one whole workload stamp of that frame.
-func TestChurnIntegrity(t *testing.T) {
+func TestRuntimeChurnSynthetic(t *testing.T) {
 	img := newSplitImage(1536, 64, 512)
 	gs := img.backed()
 	var writable []fabric.GFN
@@ -83,7 +83,7 @@ func TestChurnIntegrity(t *testing.T) {
 		fabrictest.NewMemTransport(kvmhost.SlotsNeeded(img.layout, 2), 0),
 		fabrictest.NewMemTransport(kvmhost.SlotsNeeded(img.layout, 2), 0),
 	}
-	rt := startSplit(t, img, subs, 25, kvmhost.WorkloadConfig{
+	rt := startSynthSplit(t, img, subs, 25, kvmhost.WorkloadConfig{
 		Threads: 2, HotSetPages: 256, WriteRatio: 0.5, WritableGFNs: writable, Rate: 50000, Seed: 7,
 	})
 	const want = 1_000_000
@@ -115,7 +115,7 @@ func TestChurnIntegrity(t *testing.T) {
 			}
 			torn.Add(1)
 			time.Sleep(10 * time.Microsecond)
-			if r := readPages(m, []fabric.GFN{g}, page); r[0].Err != nil {
+			if r := synthReadPages(m, []fabric.GFN{g}, page); r[0].Err != nil {
 				return false
 			}
 		}
@@ -123,7 +123,7 @@ func TestChurnIntegrity(t *testing.T) {
 	methods := []fabric.Method{fabric.MethodProxy, fabric.MethodAdaptive, fabric.MethodSelf, fabric.MethodAdaptive}
 	t0 := time.Now()
 	for i, method := range methods {
-		m := readerOf(t, rt, method)
+		m := synthReaderOf(t, rt, method)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -140,7 +140,7 @@ func TestChurnIntegrity(t *testing.T) {
 						batch[k] = gs[rng.IntN(len(gs))]
 					}
 				}
-				for k, r := range readPages(m, batch, buf) {
+				for k, r := range synthReadPages(m, batch, buf) {
 					if r.Err != nil {
 						failed.Add(1)
 						if failed.Load() < 5 {

@@ -74,8 +74,8 @@ func (s *splitImage) backed() []fabric.GFN {
 	return gs
 }
 
-// startSplit splits img over subs with the runtime and starts it.
-func startSplit(t *testing.T, img *splitImage, subs []fabric.Transport, pct int, wl kvmhost.WorkloadConfig) *kvmhost.Runtime {
+// startSynthSplit splits img over subs with the runtime and starts it.
+func startSynthSplit(t *testing.T, img *splitImage, subs []fabric.Transport, pct int, wl kvmhost.WorkloadConfig) *kvmhost.Runtime {
 	t.Helper()
 	rt, err := kvmhost.New(context.Background(), kvmhost.Config{
 		Memory: img, Layout: img.layout, Subhosts: subs, ResidentPct: pct, Workload: wl,
@@ -93,9 +93,9 @@ func startSplit(t *testing.T, img *splitImage, subs []fabric.Transport, pct int,
 	return rt
 }
 
-// readerOf is a fabric.Memory over rt as an IDS process would open it: the
+// synthReaderOf is a fabric.Memory over rt as an IDS process would open it: the
 // read-only RAM memfd and a read-only mapping of the location map.
-func readerOf(t *testing.T, rt *kvmhost.Runtime, method fabric.Method) *fabric.Memory {
+func synthReaderOf(t *testing.T, rt *kvmhost.Runtime, method fabric.Method) *fabric.Memory {
 	t.Helper()
 	ram, err := rt.RAMFile()
 	if err != nil {
@@ -126,8 +126,8 @@ func readerOf(t *testing.T, rt *kvmhost.Runtime, method fabric.Method) *fabric.M
 	return m
 }
 
-// readPages reads the frames through m, one range per page.
-func readPages(m physmem.Reader, gs []fabric.GFN, buf []byte) []physmem.Range {
+// synthReadPages reads the frames through m, one range per page.
+func synthReadPages(m physmem.Reader, gs []fabric.GFN, buf []byte) []physmem.Range {
 	rs := make([]physmem.Range, len(gs))
 	for i, g := range gs {
 		rs[i] = physmem.Range{Addr: g.Addr(), Buf: buf[i*fabric.PageSize : (i+1)*fabric.PageSize]}
