@@ -14,6 +14,8 @@ import (
 )
 
 const (
+	// pageInBatchMax bounds the pages one page-in round reads (4 MiB).
+	pageInBatchMax = 1024
 	// runMax bounds a contiguous run fenced and punched by one ioctl.
 	runMax = 256
 )
@@ -108,7 +110,7 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 	var moves []move
 	batches := make([][]fabric.SlotIO, len(r.subs))
 	rs := runs(victims, runMax)
-	buf := make([]byte, len(victims)*fabric.PageSize)
+	buf := r.scratch(&r.outBuf, len(victims))
 	off := 0
 	var fenced [][]fabric.GFN
 	for _, run := range rs {
@@ -210,7 +212,7 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 		}
 		need = append(need, i)
 	}
-	step := max(1, int(r.limit/2))
+	step := max(1, min(int(r.limit/2), pageInBatchMax))
 	for len(need) > 0 {
 		part := need[:min(step, len(need))]
 		need = need[len(part):]
@@ -223,7 +225,7 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, errs []error) int {
 	batches := make([][]fabric.SlotIO, len(r.subs))
 	moves := make([]move, len(part))
-	buf := make([]byte, len(part)*fabric.PageSize)
+	buf := r.scratch(&r.inBuf, len(part))
 	for k, i := range part {
 		g := gs[i]
 		old := r.locs.Load(g)
@@ -288,4 +290,14 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 	r.c.remote.Add(^uint64(in - 1))
 	r.c.pageIns.Add(uint64(in))
 	return in
+}
+
+// scratch returns pages pages of *b, growing it. Every move holds r.mu, so
+// one buffer per direction serves them all and moves allocate no pages
+// (fewer collections, each of which must preempt vCPUs blocked in faults).
+func (r *Runtime) scratch(b *[]byte, pages int) []byte {
+	if n := pages * fabric.PageSize; len(*b) < n {
+		*b = make([]byte, n)
+	}
+	return (*b)[:pages*fabric.PageSize]
 }

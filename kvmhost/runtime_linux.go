@@ -49,6 +49,8 @@ type Runtime struct {
 	limit    uint64
 	nextSub  int
 	closed   bool
+	inBuf    []byte // page-in scratch
+	outBuf   []byte // page-out scratch
 
 	c counters
 
