@@ -22,8 +22,9 @@
 //   - A missing fault pages its page in (batched per read of the uffd);
 //     MakeResident does the same on request (self paging). Above the
 //     resident limit victims are paged out, chosen by a clock with second
-//     chance (a page-in or a request marks a page used; nothing else can be
-//     seen from user space), in contiguous runs, in the fence order that
+//     chance (a page-in, a request, or a vCPU's touch — the accessed bit
+//     the synthetic workload sets, as hardware would — marks a page used),
+//     in contiguous runs, in the fence order that
 //     loses no concurrent write: mark moving (in the runtime) and
 //     write-protect; copy out by pread of the memfd; WriteSlots to a free
 //     slot; word remote; punch the hole; unprotect, which wakes the writers

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -49,7 +50,9 @@ func (r *Runtime) makeRoom(need uint64) {
 }
 
 // pickVictims runs the clock: a resident page used since the hand last
-// passed gets a second chance, the others are taken. r.mu is held.
+// passed (paged in, requested, or touched by a vCPU: the accessed bit the
+// workload sets, as hardware would) gets a second chance, the others are
+// taken. r.mu is held.
 func (r *Runtime) pickVictims(n int) []fabric.GFN {
 	var v []fabric.GFN
 	for scanned := 0; len(v) < n && scanned < 2*len(r.backed); scanned++ {
@@ -58,7 +61,7 @@ func (r *Runtime) pickVictims(n int) []fabric.GFN {
 		f := r.flags[g]
 		switch {
 		case f&flagResident == 0:
-		case f&flagRef != 0:
+		case f&flagRef != 0 || atomic.SwapUint32(&r.accessed[g], 0) != 0:
 			r.flags[g] &^= flagRef
 		default:
 			v = append(v, g)

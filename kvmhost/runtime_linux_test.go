@@ -245,3 +245,30 @@ func TestGenerationBumpsOnEveryMove(t *testing.T) {
 		w = out
 	}
 }
+
+// TestClockSparesAccessedPages: pages a vCPU touched since the hand last
+// passed get a second chance; untouched ones go first.
+func TestClockSparesAccessedPages(t *testing.T) {
+	img := testImage(1024, 0, 0)
+	rt := newTestRuntime(t, img, memSubhosts(img.layout, 2), 25, WorkloadConfig{})
+	local := rt.framesIn(fabric.StateLocal, 1024)
+	hot := local[:len(local)/2]
+	for _, g := range hot {
+		rt.accessed[g] = 1 // as a vCPU's touch would
+	}
+	before := rt.Stats().PageOuts
+	remote := rt.framesIn(fabric.StateRemote, 64)
+	for _, err := range rt.MakeResident(context.Background(), remote) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rt.Stats().PageOuts == before {
+		t.Fatal("no eviction happened")
+	}
+	for _, g := range hot {
+		if rt.locs.Load(g).State() != fabric.StateLocal {
+			t.Fatalf("accessed gfn %d was evicted while untouched pages remained", g)
+		}
+	}
+}

@@ -114,12 +114,16 @@ func (r *Runtime) vcpu(ctx context.Context, t int, reads, writes []fabric.GFN, h
 			}
 		}
 		if len(writes) > 0 && rng.Float64() < w.WriteRatio {
+			g := hot(writes)
 			seq++
-			r.stampPage(hot(writes), seq)
+			r.stampPage(g, seq)
+			atomic.StoreUint32(&r.accessed[g], 1)
 			r.c.wlWrites.Add(1)
 			continue
 		}
-		sum ^= r.touchRead(hot(reads), rng.IntN(stampWords))
+		g := hot(reads)
+		sum ^= r.touchRead(g, rng.IntN(stampWords))
+		atomic.StoreUint32(&r.accessed[g], 1)
 		r.c.wlReads.Add(1)
 	}
 }
