@@ -19,9 +19,12 @@ import (
 //	word 511      tail magic
 //
 // The reading rule: a page is sound if it equals the image's content or
-// VerifyStamp accepts it. A page that IsStamped but does not verify was
-// copied while the workload wrote it: read it again. (The location-word read
-// protocol only guarantees the page did not move during the read.)
+// VerifyStamp accepts it. A page that is neither may have been copied while
+// the workload wrote it (IsStamped says so when the copy caught the head
+// already written, but a copy that read the head just before the first
+// stamp of an image page looks like neither): read it again, and call it
+// corrupt only if it stays neither over repeated reads. (The location-word
+// read protocol only guarantees the page did not move during the read.)
 const (
 	stampWords = fabric.PageSize / 8
 	headMagic  = 0xF1E2D3C4B5A69788
