@@ -20,8 +20,8 @@ func (r *Runtime) pageWords(g fabric.GFN) *[stampWords]uint64 {
 	return (*[stampWords]uint64)(unsafe.Pointer(&r.mem[uint64(g)<<fabric.PageShift]))
 }
 
-// stampPage writes the stamp of (g, seq) into guest memory, seq first and
-// the end seq last, so a reader copying the page meanwhile sees a torn stamp.
+// stampPage writes the stamp of (g, seq) into guest memory, head first, so
+// a reader copying the page meanwhile sees a torn stamp.
 func (r *Runtime) stampPage(g fabric.GFN, seq uint64) {
 	p := r.pageWords(g)
 	stampWordsInto(g, seq, func(i int, w uint64) { p[i] = w })
