@@ -10,7 +10,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
-const benchPages = 16384 // 64 MiB guest
+const benchPages = 4096 // 16 MiB guest
 
 // benchRuntime is a runtime over benchPages, half resident, on two
 // in-process sub-hosts.

@@ -85,6 +85,10 @@ var (
 // large WriteSlots batches, few enough to keep fault latency low.
 const evictBatchMax = 256
 
+// moveTimeout bounds the transfers of one page-out round, and of the
+// page-ins of one batch of faults.
+const moveTimeout = 30 * time.Second
+
 // faultRetry is how long a fault whose page-in failed waits before the
 // faulting thread is woken to fault (and try) again.
 const faultRetry = 50 * time.Millisecond

@@ -9,9 +9,12 @@
 //     RAMFile hands readers an O_RDONLY reopen of it.
 //   - The location map (fabric.LocationMap, one word per GFN up to the end
 //     of the layout) says where each backed page is; every move bumps the
-//     generation: a page-in goes remote → moving → local, a page-out local →
-//     moving → remote. A page is in exactly one place: resident pages are
-//     in the memfd, the others in a sub-host slot and a hole in the memfd.
+//     generation once: a page-in goes remote → local, a page-out local →
+//     remote. No word is ever published moving: the old place keeps a valid
+//     copy until the new word is published (the slot is freed, the memfd
+//     hole punched only after it), so readers never wait out a move. A page
+//     is in one place at rest: resident pages in the memfd, the others in a
+//     sub-host slot with a hole in the memfd.
 //   - New split-migrates the image: ResidentPct of the backed pages (spread
 //     over the layout in groups of 16) stay resident, the rest go to slots,
 //     spread over the sub-hosts in runs of 64. The main host owns slot
@@ -19,14 +22,15 @@
 //   - A missing fault pages its page in (batched per read of the uffd);
 //     MakeResident does the same on request (self paging). Above the
 //     resident limit victims are paged out, chosen by a clock with second
-//     chance (a page-in or a request marks a page used; nothing else can be
-//     seen from user space), in contiguous runs, in the fence order that
-//     loses no concurrent write: word moving and write-protect; copy out by
-//     pread of the memfd; WriteSlots to a free slot; word remote; punch the
-//     hole; unprotect, which wakes the writers held meanwhile. One mutex
-//     serialises every move, so a write-protect fault is held until the
-//     eviction that fenced its page is done.
-//   - A page-in that fails leaves the word remote (new generation) and the
+//     chance (a page-in, a request, or a vCPU's touch — the accessed bit
+//     the synthetic workload sets, as hardware would — marks a page used),
+//     in contiguous runs, in the fence order that
+//     loses no concurrent write: mark moving (in the runtime) and
+//     write-protect; copy out by pread of the memfd; WriteSlots to a free
+//     slot; word remote; punch the hole; unprotect, which wakes the writers
+//     held meanwhile. One mutex serialises every move, so a write-protect
+//     fault is held until the eviction that fenced its page is done.
+//   - A page-in that fails leaves the word as it was and the
 //     faulting thread is woken to retry after faultRetry; MakeResident
 //     returns per-GFN errors. A page-out that fails keeps the page resident.
 //   - Only the runtime's dedicated locked OS threads (the fault handler and

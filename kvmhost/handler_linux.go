@@ -105,7 +105,9 @@ func (r *Runtime) serve(msgs []uffd.Msg, retry map[uintptr]time.Time) {
 	if len(in) == 0 {
 		return
 	}
-	errs, _ := r.pageIn(context.Background(), in)
+	ctx, cancel := context.WithTimeout(context.Background(), moveTimeout)
+	errs, _ := r.pageIn(ctx, in)
+	cancel()
 	for i, err := range errs {
 		if err != nil {
 			r.log.Warn().Err(err).Uint64("gfn", uint64(in[i])).Msg("fault page-in failed; retrying")

@@ -13,9 +13,9 @@ import (
 )
 
 const (
-	loadChunk = 1024 // pages read from the image per batch
-	spreadRun = 64   // consecutive remote pages that go to one sub-host
-	residentGroup = 16 // resident pages are chosen in groups this long, spread evenly
+	loadChunk     = 1024 // pages read from the image per batch
+	spreadRun     = 64   // consecutive remote pages that go to one sub-host
+	residentGroup = 16   // resident pages are chosen in groups this long, spread evenly
 )
 
 // load copies the image in: resident pages are written into the memfd

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -14,6 +15,8 @@ import (
 )
 
 const (
+	// pageInBatchMax bounds the pages one page-in round reads (4 MiB).
+	pageInBatchMax = 1024
 	// runMax bounds a contiguous run fenced and punched by one ioctl.
 	runMax = 256
 )
@@ -23,8 +26,9 @@ const (
 func (r *Runtime) evictSlack() uint64 { return min(evictBatchMax, max(1, r.limit/8)) }
 
 // makeRoom evicts so that need more pages fit under the resident limit.
-// r.mu is held.
-func (r *Runtime) makeRoom(ctx context.Context, need uint64) {
+// Evictions are the runtime's own business: they run under moveTimeout,
+// not under the context of the request that needed the room. r.mu is held.
+func (r *Runtime) makeRoom(need uint64) {
 	if r.resident+need <= r.limit {
 		return
 	}
@@ -35,7 +39,9 @@ func (r *Runtime) makeRoom(ctx context.Context, need uint64) {
 		if len(victims) == 0 {
 			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), moveTimeout)
 		out := r.pageOut(ctx, victims)
+		cancel()
 		if out == 0 {
 			return
 		}
@@ -44,7 +50,9 @@ func (r *Runtime) makeRoom(ctx context.Context, need uint64) {
 }
 
 // pickVictims runs the clock: a resident page used since the hand last
-// passed gets a second chance, the others are taken. r.mu is held.
+// passed (paged in, requested, or touched by a vCPU: the accessed bit the
+// workload sets, as hardware would) gets a second chance, the others are
+// taken. r.mu is held.
 func (r *Runtime) pickVictims(n int) []fabric.GFN {
 	var v []fabric.GFN
 	for scanned := 0; len(v) < n && scanned < 2*len(r.backed); scanned++ {
@@ -53,7 +61,7 @@ func (r *Runtime) pickVictims(n int) []fabric.GFN {
 		f := r.flags[g]
 		switch {
 		case f&flagResident == 0:
-		case f&flagRef != 0:
+		case f&flagRef != 0 || atomic.SwapUint32(&r.accessed[g], 0) != 0:
 			r.flags[g] &^= flagRef
 		default:
 			v = append(v, g)
@@ -78,26 +86,34 @@ func runs(gs []fabric.GFN, limit int) [][]fabric.GFN {
 }
 
 type move struct {
-	g      fabric.GFN
-	sub    int
-	slot   uint64
-	moving fabric.Word
-	entry  int // index in its sub-host's batch
-	err    error
+	g     fabric.GFN
+	sub   int
+	slot  uint64
+	old   fabric.Word // the word before the move, still published during it
+	entry int         // index in its sub-host's batch
+	err   error
 }
 
 // pageOut writes victims (resident, sorted) to free slots, in the fence
-// order that loses no concurrent write: word moving and write-protect;
-// copy out (pread of the memfd, never a touch of the mapping); write to the
-// slot; word remote; punch the hole; unprotect (which wakes the writers
-// held meanwhile, whose retry faults the page back in). r.mu is held, so
-// the fault handler holds every write-protect fault until this is done.
-// It returns how many pages went out.
+// order that loses no concurrent write: write-protect (r.mu, held, is the
+// "moving" mark the fault handler honours: it holds every write-protect
+// fault until this is done); copy out (pread of the memfd, never a touch of
+// the mapping); write to the slot; word remote; punch the hole; unprotect
+// (which wakes the writers held meanwhile, whose retry faults the page back
+// in).
+//
+// The published word goes straight from local to remote (one generation),
+// never through moving: while the page is fenced its local copy is exactly
+// what goes out, so a reader of the local word reads valid content until
+// the remote word is published, and the punch comes only after that (a
+// reader racing it faults or reads a hole, and its word recheck sees the
+// change). Readers thus never wait out a page-out. It returns how many
+// pages went out.
 func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 	var moves []move
 	batches := make([][]fabric.SlotIO, len(r.subs))
 	rs := runs(victims, runMax)
-	buf := make([]byte, len(victims)*fabric.PageSize)
+	buf := r.scratch(&r.outBuf, len(victims))
 	off := 0
 	var fenced [][]fabric.GFN
 	for _, run := range rs {
@@ -107,15 +123,11 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 				break
 			}
 			slot, _ := r.slots[r.nextSub].get()
-			w, err := r.locs.Load(g).MovingTo(uint8(r.nextSub), slot)
-			if err == nil {
-				err = r.locs.Store(g, w)
-			}
-			if err != nil { // cannot happen for slots of a region we sized
+			if slot > fabric.MaxSlot { // cannot happen for regions a word can name
 				r.slots[r.nextSub].put(slot)
 				break
 			}
-			moves = append(moves, move{g: g, sub: r.nextSub, slot: slot, moving: w})
+			moves = append(moves, move{g: g, sub: r.nextSub, slot: slot, old: r.locs.Load(g)})
 		}
 		run = run[:len(moves)-first]
 		if len(run) == 0 {
@@ -152,15 +164,15 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 			}
 		}
 		if m.err == nil {
-			w, _ := m.moving.ToRemote(uint8(m.sub), m.slot)
+			w, _ := m.old.ToRemote(uint8(m.sub), m.slot)
 			r.locs.Store(m.g, w)
 			r.flags[m.g] &^= flagResident | flagRef
 			gone = append(gone, m.g)
 			out++
 			continue
 		}
-		// The page stays: it was fenced, so nothing was written meanwhile.
-		r.locs.Store(m.g, m.moving.ToLocal())
+		// The page stays, its word untouched: it was fenced, so nothing
+		// was written meanwhile.
 		r.slots[m.sub].put(m.slot)
 		r.c.pageOutErrs.Add(1)
 		r.log.Warn().Err(m.err).Uint64("gfn", uint64(m.g)).Int("subhost", m.sub).Msg("page-out failed; page stays resident")
@@ -188,6 +200,11 @@ func (r *Runtime) pageOut(ctx context.Context, victims []fabric.GFN) int {
 // pageIn brings the given frames (backed, sorted, unique) in, evicting
 // victims first to stay under the limit. Frames already resident succeed
 // at once and count as used. errs[i] is the result for gs[i]. r.mu is held.
+//
+// As for pageOut, the word goes straight from remote to local (one
+// generation): the slot keeps the page until the local word is published,
+// so a reader of the remote word reads valid content throughout, and the
+// slot is freed (for a later page-out to reuse) only after the change.
 func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, brought int) {
 	errs = make([]error, len(gs))
 	var need []int // indexes into gs
@@ -198,11 +215,11 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 		}
 		need = append(need, i)
 	}
-	step := max(1, int(r.limit/2))
+	step := max(1, min(int(r.limit/2), pageInBatchMax))
 	for len(need) > 0 {
 		part := need[:min(step, len(need))]
 		need = need[len(part):]
-		r.makeRoom(ctx, uint64(len(part)))
+		r.makeRoom(uint64(len(part)))
 		brought += r.pageInPart(ctx, gs, part, errs)
 	}
 	return errs, brought
@@ -211,7 +228,7 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, errs []error) int {
 	batches := make([][]fabric.SlotIO, len(r.subs))
 	moves := make([]move, len(part))
-	buf := make([]byte, len(part)*fabric.PageSize)
+	buf := r.scratch(&r.inBuf, len(part))
 	for k, i := range part {
 		g := gs[i]
 		old := r.locs.Load(g)
@@ -221,12 +238,11 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 			m.err = fmt.Errorf("page in gfn %#x: location %v is not remote: %w", uint64(g), old, fabric.ErrBadLocation)
 			continue
 		}
-		m.sub, m.slot, m.moving = int(old.SubHost()), old.Slot(), old.ToMoving()
+		m.sub, m.slot, m.old = int(old.SubHost()), old.Slot(), old
 		if m.sub >= len(r.subs) {
 			m.err = fmt.Errorf("page in gfn %#x: sub-host %d unknown: %w", uint64(g), m.sub, fabric.ErrBadLocation)
 			continue
 		}
-		r.locs.Store(g, m.moving)
 		m.entry = len(batches[m.sub])
 		batches[m.sub] = append(batches[m.sub], fabric.SlotIO{Slot: m.slot, Buf: buf[k*fabric.PageSize : (k+1)*fabric.PageSize]})
 	}
@@ -261,15 +277,12 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 		m := &moves[k]
 		switch {
 		case m.err == nil:
-			r.locs.Store(m.g, m.moving.ToLocal())
-			r.slots[m.sub].put(m.slot)
+			r.locs.Store(m.g, m.old.ToLocal())
+			r.slots[m.sub].put(m.slot) // only now: a reader of the old word may still read it
 			r.flags[m.g] |= flagResident | flagRef
 			in++
-		case m.moving != 0:
-			// Still where it was; a new generation, as for every change.
-			w, _ := m.moving.ToRemote(uint8(m.sub), m.slot)
-			r.locs.Store(m.g, w)
-			r.c.pageInErrs.Add(1)
+		case m.old != 0:
+			r.c.pageInErrs.Add(1) // still where it was, word untouched
 			fallthrough
 		default:
 			errs[i] = fmt.Errorf("page in gfn %#x: %w", uint64(m.g), m.err)
@@ -280,4 +293,14 @@ func (r *Runtime) pageInPart(ctx context.Context, gs []fabric.GFN, part []int, e
 	r.c.remote.Add(^uint64(in - 1))
 	r.c.pageIns.Add(uint64(in))
 	return in
+}
+
+// scratch returns pages pages of *b, growing it. Every move holds r.mu, so
+// one buffer per direction serves them all and moves allocate no pages
+// (fewer collections, each of which must preempt vCPUs blocked in faults).
+func (r *Runtime) scratch(b *[]byte, pages int) []byte {
+	if n := pages * fabric.PageSize; len(*b) < n {
+		*b = make([]byte, n)
+	}
+	return (*b)[:pages*fabric.PageSize]
 }

@@ -43,12 +43,15 @@ type Runtime struct {
 	mu       sync.Mutex // serialises every move of a page, and the fields below
 	slots    []*slotAlloc
 	flags    []uint8
+	accessed []uint32     // per GFN, set by vCPUs on access, cleared by the clock
 	backed   []fabric.GFN // backed frames in address order: the clock's circle
 	hand     int
 	resident uint64
 	limit    uint64
 	nextSub  int
 	closed   bool
+	inBuf    []byte // page-in scratch
+	outBuf   []byte // page-out scratch
 
 	c counters
 
@@ -63,7 +66,7 @@ type Runtime struct {
 
 type counters struct {
 	faults, wpFaults, pageIns, pageOuts, exchReqs, exchPages, zeroFills atomic.Uint64
-	wlReads, wlWrites, pageInErrs, pageOutErrs, resident, remote       atomic.Uint64
+	wlReads, wlWrites, pageInErrs, pageOutErrs, resident, remote        atomic.Uint64
 }
 
 // New creates the VM's guest RAM and location map, copies the image in and
@@ -76,13 +79,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		log:    cfg.Log,
-		layout: append([]fabric.PhysRange(nil), cfg.Layout...),
-		wl:     cfg.Workload,
-		subs:   cfg.Subhosts,
-		flags:  make([]uint8, gfns),
-		stop:   make(chan struct{}),
-		stopFd: -1,
+		log:      cfg.Log,
+		layout:   append([]fabric.PhysRange(nil), cfg.Layout...),
+		wl:       cfg.Workload,
+		subs:     cfg.Subhosts,
+		flags:    make([]uint8, gfns),
+		accessed: make([]uint32, gfns),
+		stop:     make(chan struct{}),
+		stopFd:   -1,
 	}
 	for _, t := range cfg.Subhosts {
 		r.slots = append(r.slots, newSlotAlloc(t.Slots()))

@@ -13,15 +13,23 @@ import (
 //
 //	word 0        head magic
 //	word 1        gfn, 7 bits per byte
-//	word 2        seq, 7 bits per byte (written first: the seqlock's begin)
+//	word 2        seq, 7 bits per byte (the seqlock's begin)
 //	words 3..509  body, a hash of (gfn, seq, index)
-//	word 510      seq again (written last: the seqlock's end)
+//	word 510      seq again (the seqlock's end)
 //	word 511      tail magic
 //
+// A writer stores the words in ascending order, head magic first, so a
+// reader copying forward (as copy() does) that catches an image page being
+// stamped for the first time sees the head magic unless the writer
+// overtook it mid-copy.
+//
 // The reading rule: a page is sound if it equals the image's content or
-// VerifyStamp accepts it. A page that IsStamped but does not verify was
-// copied while the workload wrote it: read it again. (The location-word read
-// protocol only guarantees the page did not move during the read.)
+// VerifyStamp accepts it. A page that is neither may have been copied while
+// the workload wrote it (IsStamped says so when the copy caught the head
+// already written, but a copy that read the head just before the first
+// stamp of an image page looks like neither): read it again, and call it
+// corrupt only if it stays neither over repeated reads. (The location-word
+// read protocol only guarantees the page did not move during the read.)
 const (
 	stampWords = fabric.PageSize / 8
 	headMagic  = 0xF1E2D3C4B5A69788
@@ -56,18 +64,17 @@ func bodyWord(gfn fabric.GFN, seq uint64, i int) uint64 {
 	return z | highBits
 }
 
-// stampWordsInto computes the stamp of (gfn, seq) word by word, in the order
-// a writer stores them: seq first, then the head, body and tail, the end
-// seq last.
+// stampWordsInto computes the stamp of (gfn, seq) word by word, in the
+// ascending order a writer stores them.
 func stampWordsInto(gfn fabric.GFN, seq uint64, store func(i int, w uint64)) {
-	store(seqWord, spread(seq))
 	store(0, headMagic)
 	store(1, spread(uint64(gfn)))
+	store(seqWord, spread(seq))
 	for i := 3; i < seqEndWord; i++ {
 		store(i, bodyWord(gfn, seq, i))
 	}
-	store(stampWords-1, tailMagic)
 	store(seqEndWord, spread(seq))
+	store(stampWords-1, tailMagic)
 }
 
 // Stamp writes the stamp of (gfn, seq) into page (one page).

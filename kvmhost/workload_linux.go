@@ -3,8 +3,8 @@
 package kvmhost
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
@@ -20,8 +20,8 @@ func (r *Runtime) pageWords(g fabric.GFN) *[stampWords]uint64 {
 	return (*[stampWords]uint64)(unsafe.Pointer(&r.mem[uint64(g)<<fabric.PageShift]))
 }
 
-// stampPage writes the stamp of (g, seq) into guest memory, seq first and
-// the end seq last, so a reader copying the page meanwhile sees a torn stamp.
+// stampPage writes the stamp of (g, seq) into guest memory, head first, so
+// a reader copying the page meanwhile sees a torn stamp.
 func (r *Runtime) stampPage(g fabric.GFN, seq uint64) {
 	p := r.pageWords(g)
 	stampWordsInto(g, seq, func(i int, w uint64) { p[i] = w })
@@ -114,12 +114,16 @@ func (r *Runtime) vcpu(ctx context.Context, t int, reads, writes []fabric.GFN, h
 			}
 		}
 		if len(writes) > 0 && rng.Float64() < w.WriteRatio {
+			g := hot(writes)
 			seq++
-			r.stampPage(hot(writes), seq)
+			r.stampPage(g, seq)
+			atomic.StoreUint32(&r.accessed[g], 1)
 			r.c.wlWrites.Add(1)
 			continue
 		}
-		sum ^= r.touchRead(hot(reads), rng.IntN(stampWords))
+		g := hot(reads)
+		sum ^= r.touchRead(g, rng.IntN(stampWords))
+		atomic.StoreUint32(&r.accessed[g], 1)
 		r.c.wlReads.Add(1)
 	}
 }
