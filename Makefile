@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       ?= bin
 FUZZTIME  ?= 10s
-RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./rdma/... ./introspect/... ./cmd/...
+RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./rdma/... ./introspect/... ./kvmhost/... ./cmd/...
 
 .PHONY: all build build-nocgo test lint fuzz bench demo rig live fixtures clean deps-test deps-demo
 
