@@ -175,13 +175,13 @@ func TestIntegrationMainhost(t *testing.T) {
 	}
 
 	m := scrape(t, info.Metrics)
-	if v := metricValue(t, m, "vmemtrans_mainhost_backed_pages"); v != backed {
+	if v := metricValue(t, m, "vmemtrans_runtime_backed_pages"); v != backed {
 		t.Errorf("backed_pages %v, want %d", v, backed)
 	}
-	if v := metricValue(t, m, "vmemtrans_mainhost_exchange_requests_total"); v < 1 {
+	if v := metricValue(t, m, "vmemtrans_runtime_exchange_requests_total"); v < 1 {
 		t.Errorf("exchange_requests_total %v after a self-paging request", v)
 	}
-	if v := metricValue(t, m, "vmemtrans_mainhost_socket_connections_total"); v != 1 {
+	if v := metricValue(t, m, "vmemtrans_vmsock_connections_total"); v != 1 {
 		t.Errorf("socket_connections_total %v, want 1", v)
 	}
 
