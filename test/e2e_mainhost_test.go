@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -183,6 +184,15 @@ func TestIntegrationMainhost(t *testing.T) {
 	}
 	if v := metricValue(t, m, "vmemtrans_vmsock_connections_total"); v != 1 {
 		t.Errorf("socket_connections_total %v, want 1", v)
+	}
+
+	// A second runtime on the same socket fails at once and leaves it alone.
+	out, err := exec.Command(bin, "mainhost", "--image", writeMainhostImage(t), "--resident", "100", "--socket", sock).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already serves") {
+		t.Fatalf("second mainhost on a live socket: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("the second runtime removed the live socket: %v", err)
 	}
 
 	c.Close()
