@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -174,14 +176,23 @@ func TestIntegrationMainhost(t *testing.T) {
 	}
 
 	m := scrape(t, info.Metrics)
-	if v := metricValue(t, m, "vmemtrans_mainhost_backed_pages"); v != backed {
+	if v := metricValue(t, m, "vmemtrans_runtime_backed_pages"); v != backed {
 		t.Errorf("backed_pages %v, want %d", v, backed)
 	}
-	if v := metricValue(t, m, "vmemtrans_mainhost_exchange_requests_total"); v < 1 {
+	if v := metricValue(t, m, "vmemtrans_runtime_exchange_requests_total"); v < 1 {
 		t.Errorf("exchange_requests_total %v after a self-paging request", v)
 	}
-	if v := metricValue(t, m, "vmemtrans_mainhost_socket_connections_total"); v != 1 {
+	if v := metricValue(t, m, "vmemtrans_vmsock_connections_total"); v != 1 {
 		t.Errorf("socket_connections_total %v, want 1", v)
+	}
+
+	// A second runtime on the same socket fails at once and leaves it alone.
+	out, err := exec.Command(bin, "mainhost", "--image", writeMainhostImage(t), "--resident", "100", "--socket", sock).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already serves") {
+		t.Fatalf("second mainhost on a live socket: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("the second runtime removed the live socket: %v", err)
 	}
 
 	c.Close()
@@ -234,4 +245,77 @@ func readThroughSocket(t *testing.T, ctx context.Context, g fabric.GFN, view *fa
 	}
 	t.Fatalf("gfn %#x never held still", uint64(g))
 	return nil, 0
+}
+
+// TestIntegrationMainhostFixture splits the real attack guest with
+// `vmemtrans mainhost` (25% resident, a writing workload) and runs IDS
+// commands on it through the control socket with each method: every answer,
+// the rootkit's hidden task included, equals the unsplit image's.
+func TestIntegrationMainhostFixture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("splits a 256 MiB guest and runs the IDS over it; run without -short")
+	}
+	img := fixturePath("linux-6.1-attack", "memory.elf.zst")
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("fixture not present (%v): run make fixtures", err)
+	}
+	if f, err := uffd.New(0); err != nil {
+		t.Skipf("userfaultfd unavailable (%v): run as root or set sysctl vm.unprivileged_userfaultfd=1", err)
+	} else {
+		f.Close()
+	}
+	bin := buildVmemtrans(t)
+	const vm = "vm-attack"
+	key := bytes.Repeat([]byte{0x6b}, 32)
+	keys, err := control.NewKeyring(map[string][]byte{vm: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := []*controltest.Subhost{controltest.Start(t, keys), controltest.Start(t, keys)}
+	psk := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(psk, []byte(vm+" "+hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "vm.sock")
+	var info struct {
+		RemotePages uint64 `json:"remote_pages"`
+	}
+	startDaemon(t, bin, &info, "mainhost", "--image", img, "--subhost", subs[0].Addr, "--subhost", subs[1].Addr,
+		"--psk-file", psk, "--vm", vm, "--resident", "25", "--socket", sock, "--rdma", "off",
+		"--workload-threads", "2", "--workload-hot", "2000", "--workload-write-ratio", "0.3", "--json")
+	if info.RemotePages == 0 {
+		t.Fatal("nothing was split off")
+	}
+
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code == 1 {
+			t.Fatalf("%v could not check: %s", args, stderr.String())
+		}
+		return stdout.String(), code
+	}
+	for _, ids := range [][]string{{"ps", "--json"}, {"check", "hidden-tasks", "--json"}} {
+		want, wantCode := run(append(ids, "--image", img)...)
+		for _, method := range []string{"proxy", "self", "adaptive"} {
+			got, code := run(append(ids, "--vm", sock, "--method", method)...)
+			if got != want || code != wantCode {
+				t.Errorf("%v --method %s: exit %d, output differs from the image's (exit %d):\n got %.300s\nwant %.300s",
+					ids, method, code, wantCode, got, want)
+			}
+		}
+		if ids[0] == "check" && wantCode != 2 {
+			t.Errorf("hidden-tasks on the attack guest exits %d, want 2 (found)", wantCode)
+		}
+	}
 }

@@ -112,6 +112,14 @@ func runMainhost(ctx context.Context, mf mainhostFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// The socket first: a path already served fails before minutes of
+	// splitting. Clients that connect meanwhile wait for the runtime.
+	l, err := vmsock.Listen(mf.socket)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
 	img, err := image.Open(mf.image)
 	if err != nil {
 		return err
@@ -176,10 +184,6 @@ func runMainhost(ctx context.Context, mf mainhostFlags) error {
 		vi.Subhosts = append(vi.Subhosts, vmsock.Subhost{ID: uint8(i), Addr: addr, VM: mf.vm, Key: key})
 	}
 	srv, err := vmsock.NewServer(vmsock.ServerConfig{Backend: runtimeBackend{rt, vi}, Log: log})
-	if err != nil {
-		return err
-	}
-	l, err := vmsock.Listen(mf.socket)
 	if err != nil {
 		return err
 	}

@@ -41,9 +41,8 @@ type reply struct {
 	err   error
 }
 
-var _ interface {
-	MakeResident(ctx context.Context, gfns []fabric.GFN) []error
-} = (*Client)(nil)
+// A Client is the self-paging exchanger of fabric.Memory.
+var _ fabric.Exchanger = (*Client)(nil)
 
 // Dial connects to the runtime socket at path, negotiates the protocol
 // version and fetches the VM's info, within DefaultTimeout.
