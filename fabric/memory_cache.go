@@ -29,7 +29,7 @@ const (
 	// entries then age out and are refetched on the next use.
 	cacheIdle = 5 * time.Second
 	// cacheChunk pages of cache memory are allocated at a time, as used.
-	cacheChunk = 256
+	cacheChunk = 1024
 )
 
 // cacheFill is a page fetched for the cache during a call, inserted once
@@ -145,7 +145,7 @@ func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
 func (c *pageCache) victim() int {
 	if len(c.ents) < c.capacity {
 		if len(c.ents)%cacheChunk == 0 {
-			c.data = append(c.data, make([]byte, cacheChunk*PageSize))
+			c.data = append(c.data, newCacheChunk(cacheChunk*PageSize))
 		}
 		if len(c.ents) == cap(c.ents) {
 			grown := make([]cacheEnt, len(c.ents), min(c.capacity, max(2*cap(c.ents), cacheChunk)))

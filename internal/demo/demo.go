@@ -33,7 +33,7 @@ type Config struct {
 	// Patterns are the scan's signatures.
 	Patterns [][]byte
 	// WorkloadThreads is the number of synthetic vCPUs; each touches
-	// WorkloadRate pages a second, nine in ten in a hot set of
+	// WorkloadRate pages a second, 49 in 50 in a hot set of
 	// WorkloadHotPages, writing WorkloadWriteRatio of its touches (to the
 	// guest's free pages only).
 	WorkloadThreads    int

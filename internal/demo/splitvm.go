@@ -85,6 +85,7 @@ func startSplitVM(ctx context.Context, cfg *Config, u *unsplit, rep *Report) (vm
 		Workload: kvmhost.WorkloadConfig{
 			Threads:      cfg.WorkloadThreads,
 			HotSetPages:  cfg.WorkloadHotPages,
+			HotFraction:  0.98,
 			WriteRatio:   cfg.WorkloadWriteRatio,
 			Rate:         cfg.WorkloadRate,
 			WritableGFNs: u.free,

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package fabric
+
+func newCacheChunk(n int) []byte { return make([]byte, n) }
