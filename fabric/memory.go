@@ -25,6 +25,10 @@ var (
 	ErrNoSubhost = errors.New("no transport for sub-host")
 )
 
+// preadOnly makes openLocalView refuse the view, so that tests exercise
+// the fallback on a machine where the view works.
+var preadOnly bool
+
 // DefaultReadTimeout bounds one ReadPhys call's remote work (transport
 // batches and exchange requests) when MemoryConfig.Timeout is zero.
 const DefaultReadTimeout = 5 * time.Second

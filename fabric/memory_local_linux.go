@@ -25,9 +25,6 @@ type localView struct {
 	size uint64
 	view *sigbusView // nil: pread
 	why  string      // why the view could not be made
-	// coalesce: read runs of pages with one call (pays for pread, whose
-	// cost is per call; the view copies page by page just as fast)
-	coalesce bool
 }
 
 func openLocalView(f *os.File, size uint64) (*localView, error) {
@@ -45,7 +42,7 @@ func openLocalView(f *os.File, size uint64) (*localView, error) {
 		err = errors.Join(errNoView, view.close(), errors.New("pread forced"))
 	}
 	if err != nil {
-		v.why, v.coalesce = err.Error(), true
+		v.why = err.Error()
 		return v, nil
 	}
 	v.view = view
@@ -74,11 +71,8 @@ func (v *localView) unguard(old bool) {
 	}
 }
 
-// read fills dst from guest RAM at off; the caller holds guard.
-func (v *localView) read(dst []byte, off uint64) error {
-	if v.view != nil {
-		return v.view.read(dst, off)
-	}
+// pread fills dst from guest RAM at off with pread.
+func (v *localView) pread(dst []byte, off uint64) error {
 	for len(dst) > 0 {
 		n, err := unix.Pread(v.fd, dst, int64(off))
 		switch {
@@ -102,7 +96,3 @@ func (v *localView) close() error {
 }
 
 var errNoView = errors.New("sigbus view unavailable")
-
-// preadOnly makes openLocalView refuse the view, so that tests exercise
-// the fallback on a machine where the view works.
-var preadOnly bool

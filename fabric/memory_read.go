@@ -47,10 +47,11 @@ type readBatch struct {
 	curW []Word
 	curE []error
 
-	remote  []int
-	proxy   []int
-	fills   []cacheFill
-	scratch [][]byte // page buffers on loan from pagePool
+	scratchIdx batchScratch
+	remote     []int
+	proxy      []int
+	fills      []cacheFill
+	scratch    [][]byte // page buffers on loan from pagePool
 
 	// round is no later than the word loads of the current round of the
 	// read protocol (the adaptive cache's observation time)
@@ -174,7 +175,7 @@ func (m *Memory) readPieces(b *readBatch) {
 	round := func(pending []int) error { m.readRound(b, pending); return nil }
 	for hold := 0; ; hold++ {
 		b.curG, b.curW, b.curE = curG, curW, curE
-		_ = ReadStableBatch(m.cfg.Locations, curG, curW, curE, round)
+		_ = readStableBatch(m.cfg.Locations, curG, curW, curE, MaxReadRetries, &b.scratchIdx, round)
 		held := 0
 		for j, i := range b.cur {
 			if hold > 0 {
@@ -272,57 +273,79 @@ func (m *Memory) readRound(b *readBatch, pending []int) {
 	}
 }
 
-// readLocal copies the local entries of pending from guest RAM, a run of
-// consecutive pages of one range at a time. A run that faults is redone
-// page by page, so that only the holes are marked.
+// readLocal copies the local entries of pending from guest RAM.
 func (m *Memory) readLocal(b *readBatch, pending []int) {
 	old := m.local.guard()
 	defer m.local.unguard(old)
 	var faults uint64
 	for k := 0; k < len(pending); {
+		k = m.readLocalFrom(b, pending, k, &faults)
+	}
+	if faults > 0 {
+		m.stats.faults.Add(faults)
+	}
+}
+
+// readLocalFrom reads the local entries of pending from index k on and
+// returns where to go on: len(pending) when done, or just past an entry
+// whose read faulted in the view (a hole: marked errHole). One deferred
+// recover serves the whole loop, so a page read costs no call of its own.
+// pread reads runs of consecutive pages of one range with one call.
+func (m *Memory) readLocalFrom(b *readBatch, pending []int, k int, faults *uint64) (next int) {
+	view := m.local.view
+	cur := k
+	if view != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				view.checkFault(r)
+				b.curE[pending[cur]] = errHole
+				*faults++
+				next = cur + 1
+			}
+		}()
+	}
+	for k < len(pending) {
 		j := pending[k]
 		if b.curW[j].State() != StateLocal {
 			k++
 			continue
 		}
 		i := b.cur[j]
+		p := &b.pieces[i]
+		off := b.gfns[i].Addr() + uint64(p.off)
+		if view != nil {
+			cur = k
+			copy(p.dst, view.mem[off:off+uint64(len(p.dst))])
+			k++
+			continue
+		}
 		e := k + 1
-		for e < len(pending) && m.local.coalesce {
+		for e < len(pending) {
 			j2 := pending[e]
 			i2 := b.cur[j2]
-			if i2 != i+(e-k) || b.curW[j2].State() != StateLocal || b.pieces[i2].rng != b.pieces[i].rng {
+			if i2 != i+(e-k) || b.curW[j2].State() != StateLocal || b.pieces[i2].rng != p.rng {
 				break
 			}
 			e++
 		}
 		if e-k == 1 {
-			p := &b.pieces[i]
-			if err := m.local.read(p.dst, b.gfns[i].Addr()+uint64(p.off)); err != nil {
+			if err := m.local.pread(p.dst, off); err != nil {
 				b.curE[j] = err
-				if err == errHole {
-					faults++
-				}
 			}
 			k = e
 			continue
 		}
-		run := joinPieces(b, i, b.cur[pending[e-1]])
-		if err := m.local.read(run, b.gfns[i].Addr()+uint64(b.pieces[i].off)); err != nil {
+		if err := m.local.pread(joinPieces(b, i, b.cur[pending[e-1]]), off); err != nil {
 			for _, j := range pending[k:e] {
 				p := &b.pieces[b.cur[j]]
-				if err := m.local.read(p.dst, b.gfns[b.cur[j]].Addr()+uint64(p.off)); err != nil {
+				if err := m.local.pread(p.dst, b.gfns[b.cur[j]].Addr()+uint64(p.off)); err != nil {
 					b.curE[j] = err
-					if err == errHole {
-						faults++
-					}
 				}
 			}
 		}
 		k = e
 	}
-	if faults > 0 {
-		m.stats.faults.Add(faults)
-	}
+	return len(pending)
 }
 
 func grow[T any](s []T, n int) []T {

@@ -46,20 +46,12 @@ func openSigbusView(fd int, size uint64) (*sigbusView, error) {
 	return &sigbusView{mem: mem, base: base, end: base + uintptr(length), fd: u}, nil
 }
 
-// read copies guest RAM at off into dst. The caller's goroutine has
-// debug.SetPanicOnFault(true); a fault inside the view (a hole) is
-// recovered and reported as errHole, any other panic goes on.
-func (v *sigbusView) read(dst []byte, off uint64) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if f, ok := r.(interface{ Addr() uintptr }); !ok || f.Addr() < v.base || f.Addr() >= v.end {
-				panic(r)
-			}
-			err = errHole
-		}
-	}()
-	copy(dst, v.mem[off:off+uint64(len(dst))])
-	return nil
+// checkFault accepts a recovered panic that is a memory fault inside the
+// view (a hole) and re-panics with anything else.
+func (v *sigbusView) checkFault(r any) {
+	if f, ok := r.(interface{ Addr() uintptr }); !ok || f.Addr() < v.base || f.Addr() >= v.end {
+		panic(r)
+	}
 }
 
 // close unmaps first and only then drops the registration: closing the

@@ -57,20 +57,26 @@ func readStable(locs Locations, g GFN, retries int, read func(Word) error) (Word
 // ErrPartial; errs tells which entries failed and why (ErrGFNRange,
 // ErrUnstable, or read's error). words and errs must be as long as gfns.
 func ReadStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, read func(pending []int) error) error {
-	return readStableBatch(locs, gfns, words, errs, MaxReadRetries, read)
+	return readStableBatch(locs, gfns, words, errs, MaxReadRetries, nil, read)
 }
 
-func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, retries int, read func(pending []int) error) error {
+// batchScratch is index space readStableBatch may reuse across calls.
+type batchScratch struct{ todo, pending, retry []int }
+
+func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, retries int, scratch *batchScratch, read func(pending []int) error) error {
 	if len(words) != len(gfns) || len(errs) != len(gfns) {
 		return fmt.Errorf("read batch: %d gfns, %d words, %d errs: %w", len(gfns), len(words), len(errs), ErrBadLocation)
 	}
-	todo := make([]int, len(gfns))
+	if scratch == nil {
+		scratch = &batchScratch{}
+	}
+	todo := grow(scratch.todo, len(gfns))
 	for i := range todo {
 		todo[i] = i
 		errs[i] = nil
 	}
-	pending := make([]int, 0, len(gfns))
-	var retry []int
+	pending, retry := grow(scratch.pending, len(gfns))[:0], scratch.retry[:0]
+	defer func() { scratch.todo, scratch.pending, scratch.retry = todo, pending, retry }()
 	for attempt := 0; len(todo) > 0 && attempt <= retries; attempt++ {
 		if attempt > 0 {
 			backoff(attempt)
@@ -80,6 +86,8 @@ func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, ret
 			w := locs.Load(gfns[i])
 			words[i] = w
 			switch {
+			case w.State() == StateLocal && w.Valid(): // the common case, checked first
+				pending = append(pending, i)
 			case checkWord(gfns[i], w) != nil:
 				errs[i] = checkWord(gfns[i], w)
 			case w.State() == StateMoving:

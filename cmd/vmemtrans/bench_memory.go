@@ -8,6 +8,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -49,6 +50,7 @@ type memResult struct {
 	LocalPerS      float64           `json:"local_pages_per_s"`
 	BarePerS       float64           `json:"bare_copy_pages_per_s"`
 	LocalRatio     float64           `json:"local_ratio"`
+	LocalRatioCPU  float64           `json:"local_ratio_cpu"`
 	ProxyPerS      float64           `json:"proxy_pages_per_s"`
 	TransportPerS  float64           `json:"transport_pages_per_s"`
 	ProxyRatio     float64           `json:"proxy_ratio"`
@@ -119,26 +121,48 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 		RemotePages: mf.remotePages, Batch: mf.batch, Runs: mf.runs}
 	series := map[string][]float64{}
 	add := func(k string, v float64) { series[k] = append(series[k], v) }
-	const rounds = 6 // alternations per run and ratio
+	const rounds = 20 // alternations per run and ratio
 	slice := mf.phase / rounds
+	runtime.LockOSThread() // thread CPU time below measures this goroutine
+	defer runtime.UnlockOSThread()
 	for run := range mf.runs {
 		rng := mrand.New(mrand.NewPCG(uint64(run), 0xbe9c4))
 		var local, bare, proxy, raw, hits rateSum
-		for range rounds {
-			if err := local.measure(slice, func() error { return vm.readMemory(vm.proxy, rng, 0, mf.localPages, mf.batch) }, mf.batch); err != nil {
+		var localPairs, cpuPairs, proxyPairs []float64
+		for r := range rounds {
+			l, bb := rateSum{}, rateSum{}
+			readLocal := func() error {
+				return l.measure(slice, func() error { return vm.readMemory(vm.proxy, rng, 0, mf.localPages, mf.batch) }, mf.batch)
+			}
+			readBare := func() error {
+				return bb.measure(slice, func() error { vm.readBare(rng, mf.batch); return nil }, mf.batch)
+			}
+			first, second := readLocal, readBare
+			if r%2 == 1 { // alternate the order too
+				first, second = readBare, readLocal
+			}
+			if err := first(); err != nil {
 				return fmt.Errorf("local reads: %w", err)
 			}
-			if err := bare.measure(slice, func() error { vm.readBare(rng, mf.batch); return nil }, mf.batch); err != nil {
-				return err
+			if err := second(); err != nil {
+				return fmt.Errorf("local reads: %w", err)
 			}
-			if err := proxy.measure(slice, func() error {
+			local.add(l)
+			bare.add(bb)
+			localPairs = append(localPairs, l.rate()/bb.rate())
+			cpuPairs = append(cpuPairs, l.cpuRate()/bb.cpuRate())
+			p, t := rateSum{}, rateSum{}
+			if err := p.measure(slice, func() error {
 				return vm.readMemory(vm.proxy, rng, mf.localPages, mf.remotePages, mf.batch)
 			}, mf.batch); err != nil {
 				return fmt.Errorf("proxy reads: %w", err)
 			}
-			if err := raw.measure(slice, func() error { return vm.readTransport(ctx, rng, mf.batch) }, mf.batch); err != nil {
+			if err := t.measure(slice, func() error { return vm.readTransport(ctx, rng, mf.batch) }, mf.batch); err != nil {
 				return fmt.Errorf("transport reads: %w", err)
 			}
+			proxy.add(p)
+			raw.add(t)
+			proxyPairs = append(proxyPairs, p.rate()/t.rate())
 		}
 		// Repeated reads: every remote page was read (and cached) just before.
 		if err := vm.warmAdaptive(); err != nil {
@@ -158,10 +182,11 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 		}
 		add("local_pages_per_s", local.rate())
 		add("bare_copy_pages_per_s", bare.rate())
-		add("local_ratio", local.rate()/bare.rate())
+		add("local_ratio", bench.Median(localPairs))
+		add("local_ratio_cpu", bench.Median(cpuPairs))
 		add("proxy_pages_per_s", proxy.rate())
 		add("transport_pages_per_s", raw.rate())
-		add("proxy_ratio", proxy.rate()/raw.rate())
+		add("proxy_ratio", bench.Median(proxyPairs))
 		add("adaptive_hit_pages_per_s", hits.rate())
 	}
 	res.Spread = map[string]spread{}
@@ -171,20 +196,22 @@ func runBenchMemory(ctx context.Context, out io.Writer, mf memFlags) error {
 	res.LocalPerS, res.BarePerS, res.LocalRatio = bench.Median(series["local_pages_per_s"]), bench.Median(series["bare_copy_pages_per_s"]), bench.Median(series["local_ratio"])
 	res.ProxyPerS, res.TransportPerS, res.ProxyRatio = bench.Median(series["proxy_pages_per_s"]), bench.Median(series["transport_pages_per_s"]), bench.Median(series["proxy_ratio"])
 	res.AdaptiveHitPer = bench.Median(series["adaptive_hit_pages_per_s"])
+	res.LocalRatioCPU = bench.Median(series["local_ratio_cpu"])
 	if v := series["adaptive_hit_fraction"]; len(v) > 0 {
 		res.AdaptiveHitFr = bench.Median(v)
 	}
 	return printBenchMemory(out, res)
 }
 
-// rateSum accumulates pages and time over the slices of one run.
+// rateSum accumulates pages, wall time and this thread's CPU time.
 type rateSum struct {
 	pages   int
 	elapsed time.Duration
+	cpu     time.Duration
 }
 
 func (r *rateSum) measure(d time.Duration, op func() error, batch int) error {
-	start := time.Now()
+	start, cpu := time.Now(), threadCPU()
 	deadline := start.Add(d)
 	for time.Now().Before(deadline) {
 		if err := op(); err != nil {
@@ -193,10 +220,19 @@ func (r *rateSum) measure(d time.Duration, op func() error, batch int) error {
 		r.pages += batch
 	}
 	r.elapsed += time.Since(start)
+	r.cpu += threadCPU() - cpu
 	return nil
 }
 
+func (r *rateSum) add(o rateSum) {
+	r.pages, r.elapsed, r.cpu = r.pages+o.pages, r.elapsed+o.elapsed, r.cpu+o.cpu
+}
+
 func (r *rateSum) rate() float64 { return float64(r.pages) / r.elapsed.Seconds() }
+
+// cpuRate is pages per second of this thread's CPU time: what the path
+// costs, without the time the machine's other load took the CPU away.
+func (r *rateSum) cpuRate() float64 { return float64(r.pages) / max(r.cpu.Seconds(), 1e-9) }
 
 func printBenchMemory(out io.Writer, r memResult) error {
 	if jsonOutput {
@@ -214,6 +250,7 @@ func printBenchMemory(out io.Writer, r memResult) error {
 	row("local pages/s", r.LocalPerS, "local_pages_per_s")
 	row("bare copy pages/s", r.BarePerS, "bare_copy_pages_per_s")
 	fmt.Fprintf(w, "local ratio\t%.2f\t(min %.2f, max %.2f)\n", r.LocalRatio, r.Spread["local_ratio"].Min, r.Spread["local_ratio"].Max)
+	fmt.Fprintf(w, "local ratio (cpu time)\t%.2f\t(min %.2f, max %.2f)\n", r.LocalRatioCPU, r.Spread["local_ratio_cpu"].Min, r.Spread["local_ratio_cpu"].Max)
 	row("proxy pages/s", r.ProxyPerS, "proxy_pages_per_s")
 	row("transport pages/s", r.TransportPerS, "transport_pages_per_s")
 	fmt.Fprintf(w, "proxy ratio\t%.2f\t(min %.2f, max %.2f)\n", r.ProxyRatio, r.Spread["proxy_ratio"].Min, r.Spread["proxy_ratio"].Max)

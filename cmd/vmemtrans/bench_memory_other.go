@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
@@ -26,3 +27,5 @@ func (vm *benchVM) readTransport(context.Context, *rand.Rand, int) error {
 }
 func (vm *benchVM) warmAdaptive() error { return errors.ErrUnsupported }
 func (vm *benchVM) close()              {}
+
+func threadCPU() time.Duration { return 0 }
