@@ -48,6 +48,7 @@ type readBatch struct {
 	curE []error
 
 	scratchIdx batchScratch
+	fetch      fetchScratch
 	remote     []int
 	proxy      []int
 	fills      []cacheFill

@@ -13,11 +13,10 @@ func putPage(p []byte) { pagePool.Put((*[PageSize]byte)(p)) }
 
 // fetchGroup is one sub-host's share of a round: one transport batch.
 type fetchGroup struct {
-	sub   uint8
-	ios   []SlotIO
-	ents  []fetchEnt
-	slots map[uint64]int // slot -> index in ios, so a page is fetched once
-	err   error
+	sub  uint8
+	ios  []SlotIO
+	ents []fetchEnt
+	err  error
 }
 
 // fetchEnt ties an entry of the round to the transport entry it reads from.
@@ -27,31 +26,48 @@ type fetchEnt struct {
 	direct bool // the transport fills the piece's bytes in place
 }
 
+// fetchScratch is fetch's reusable state in a readBatch.
+type fetchScratch struct {
+	groups []fetchGroup
+	slots  map[uint64]uint64 // sub-host<<40 | slot -> group<<32 | index in its ios
+}
+
 // fetch reads the remote entries js straight from their sub-hosts: one
-// transport batch per sub-host, concurrently when there are several. A page
-// wanted whole lands in the caller's buffer; others go through a scratch
-// page. With keep, every page goes through a scratch page, which is recorded
-// for the cache once the read is verified.
+// transport batch per sub-host, concurrently when there are several, and a
+// page wanted twice is fetched once. A page wanted whole lands in the
+// caller's buffer; others go through a scratch page. With keep, every page
+// goes through a scratch page, recorded for the cache once the read is
+// verified.
 func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
-	var groups []*fetchGroup
+	fs := &b.fetch
+	for i := range fs.groups {
+		g := &fs.groups[i]
+		clear(g.ios) // drop the caller's buffers
+		g.ios, g.ents, g.err = g.ios[:0], g.ents[:0], nil
+	}
+	fs.groups = fs.groups[:0]
+	if fs.slots == nil {
+		fs.slots = make(map[uint64]uint64)
+	}
+	clear(fs.slots)
 	for _, j := range js {
 		w := b.curW[j]
-		var g *fetchGroup
-		for _, gg := range groups {
-			if gg.sub == w.SubHost() {
-				g = gg
-				break
-			}
+		gi := 0
+		for gi < len(fs.groups) && fs.groups[gi].sub != w.SubHost() {
+			gi++
 		}
-		if g == nil {
-			g = &fetchGroup{sub: w.SubHost()}
-			if len(js) > 1 {
-				g.slots = make(map[uint64]int)
+		if gi == len(fs.groups) {
+			if cap(fs.groups) > gi {
+				fs.groups = fs.groups[:gi+1]
+			} else {
+				fs.groups = append(fs.groups, fetchGroup{})
 			}
-			groups = append(groups, g)
+			fs.groups[gi].sub = w.SubHost()
 		}
-		if k, ok := g.slots[w.Slot()]; ok {
-			g.ents = append(g.ents, fetchEnt{j: j, io: k})
+		g := &fs.groups[gi]
+		key := uint64(w.SubHost())<<40 | w.Slot()
+		if v, ok := fs.slots[key]; ok {
+			g.ents = append(g.ents, fetchEnt{j: j, io: int(uint32(v))})
 			continue
 		}
 		p := &b.pieces[b.cur[j]]
@@ -61,9 +77,7 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 			buf = getPage()
 			b.scratch = append(b.scratch, buf)
 		}
-		if g.slots != nil {
-			g.slots[w.Slot()] = len(g.ios)
-		}
+		fs.slots[key] = uint64(gi)<<32 | uint64(len(g.ios))
 		g.ents = append(g.ents, fetchEnt{j: j, io: len(g.ios), direct: direct})
 		g.ios = append(g.ios, SlotIO{Slot: w.Slot(), Buf: buf})
 	}
@@ -76,20 +90,24 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 		}
 		_ = tr.ReadSlots(ctx, g.ios)
 	}
-	if len(groups) == 1 {
-		run(groups[0])
+	if len(fs.groups) == 1 {
+		run(&fs.groups[0])
 	} else {
 		var wg sync.WaitGroup
-		for _, g := range groups {
-			wg.Go(func() { run(g) })
+		for i := range fs.groups {
+			wg.Go(func() { run(&fs.groups[i]) })
 		}
 		wg.Wait()
 	}
 	var fetched uint64
 	// The recheck of the words comes after this: the fetched pages are
 	// verified observations of their words no earlier than now.
-	done := time.Now()
-	for _, g := range groups {
+	var done time.Time
+	if keep {
+		done = time.Now()
+	}
+	for gi := range fs.groups {
+		g := &fs.groups[gi]
 		if g.err == nil {
 			for _, io := range g.ios {
 				if io.Err == nil {
