@@ -15,5 +15,23 @@
 // implementation refuses entries with CheckSlotIO (StartBatch) and reports a
 // batch's outcome with FinishBatch, so all of them say the same thing.
 //
+// Memory is the transparent reader an IDS uses: it implements
+// introspect/physmem.Reader over a split-memory VM (its RAM memfd, location
+// map, guest-physical layout and the sub-hosts' transports). Every page read
+// follows the read protocol, all pages of one ReadPhys in one run of
+// ReadStableBatch. Local pages are read through the SIGBUS view: a read-only
+// private mapping of the RAM memfd registered with Memory's own userfaultfd
+// in SIGBUS mode, read with copy() while faults are recovered, so a hole
+// (a page evicted under the read) faults instead of being allocated; pread
+// is the fallback where the view cannot be made (LocalMode says which).
+// Remote pages are read by the configured Method: proxy (one transport
+// batch per sub-host per round, buffers filled in place), self (the
+// Exchanger pages them in, then they are read locally; a frame it fails is
+// read by proxy and counted), or adaptive (proxy plus a bounded CLOCK cache
+// keyed by GFN and location word, whose entries stay valid only while their
+// word keeps being observed unchanged at least every cacheTrust, which rules
+// out a generation wrap in between). A dead or slow sub-host fails only the
+// ranges it holds, within MemoryConfig.Timeout, never with zeros.
+//
 // fabric imports none of rdma, tcpfallback or kvmhost.
 package fabric
