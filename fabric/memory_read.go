@@ -174,6 +174,10 @@ func (m *Memory) readPieces(b *readBatch) {
 	}
 	curG, curW, curE := b.gfns[:n], b.words[:n], b.errs[:n]
 	round := func(pending []int) error { m.readRound(b, pending); return nil }
+	// A frame that kept moving through every retry of the protocol (a
+	// runtime descheduled mid-move on a loaded host) is tried again until
+	// the call's timeout, like a slow sub-host.
+	deadline := time.Now().Add(m.timeout)
 	for hold := 0; ; hold++ {
 		b.curG, b.curW, b.curE = curG, curW, curE
 		_ = readStableBatch(m.cfg.Locations, curG, curW, curE, MaxReadRetries, &b.scratchIdx, round)
@@ -182,21 +186,27 @@ func (m *Memory) readPieces(b *readBatch) {
 			if hold > 0 {
 				b.words[i], b.errs[i] = curW[j], curE[j]
 			}
-			if err := curE[j]; err == errHole || err == errExchanged {
-				b.cur[held] = i
-				held++
+			err := curE[j]
+			switch {
+			case err == errHole || err == errExchanged:
+				if hold == holdRounds {
+					b.errs[i] = heldError(b.gfns[i], b.words[i], err)
+					continue
+				}
+			case err != nil && curW[j] == InvalidWord && errors.Is(err, ErrUnstable):
+				if !time.Now().Before(deadline) {
+					continue
+				}
+			default:
+				continue
 			}
+			b.cur[held] = i
+			held++
 		}
 		if held == 0 {
 			break
 		}
-		if hold == holdRounds {
-			for _, i := range b.cur[:held] {
-				b.errs[i] = heldError(b.gfns[i], b.words[i], b.errs[i])
-			}
-			break
-		}
-		time.Sleep(time.Duration(hold+1) * 100 * time.Microsecond)
+		time.Sleep(time.Duration(min(hold+1, 10)) * 100 * time.Microsecond)
 		b.cur = b.cur[:held]
 		curG, curW, curE = grow(b.curG[:0], held), grow(b.curW[:0], held), grow(b.curE[:0], held)
 		if hold == 0 { // the first round's arrays are b's own: do not overwrite them

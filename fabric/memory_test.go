@@ -623,3 +623,36 @@ func TestMemoryViewFollowsEviction(t *testing.T) {
 		t.Errorf("memfd blocks %d -> %d, want one page more (the page-in)", blocks, after)
 	}
 }
+
+// TestMemoryLongMove reads a frame held moving longer than the read
+// protocol's retries last: the read waits it out within the timeout, and
+// fails with ErrUnstable only once the timeout has passed.
+func TestMemoryLongMove(t *testing.T) {
+	content := stampedContent(4)
+	vm := newFakeVM(t, content, 1, 4)
+	m := vm.memory(t, fabric.MemoryConfig{Timeout: 2 * time.Second})
+	g := fabric.GFN(2)
+	w := vm.locs.Load(g)
+	if err := vm.locs.Store(g, w.ToMoving()); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { vm.locs.Store(g, w.ToMoving().ToLocal()) })
+	got := make([]byte, 4096)
+	if err := m.ReadPhys([]physmem.Range{{Addr: g.Addr(), Buf: got}}); err != nil || !bytes.Equal(got, content[2<<12:3<<12]) {
+		t.Fatalf("read across a 300ms move: %v", err)
+	}
+
+	short := vm.memory(t, fabric.MemoryConfig{Timeout: 100 * time.Millisecond})
+	if err := vm.locs.Store(g, vm.locs.Load(g).ToMoving()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	batch := []physmem.Range{{Addr: g.Addr(), Buf: got}, {Addr: 0, Buf: make([]byte, 10)}}
+	err := short.ReadPhys(batch)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a frame moving for good took %v with a 100ms timeout", d)
+	}
+	if !errors.Is(err, physmem.ErrPartial) || !errors.Is(batch[0].Err, fabric.ErrUnstable) || batch[1].Err != nil {
+		t.Fatalf("batch %v, ranges %v / %v: want ErrUnstable for the moving frame only", err, batch[0].Err, batch[1].Err)
+	}
+}
