@@ -33,13 +33,11 @@ const (
 )
 
 // cacheFill is a page fetched for the cache during a call, inserted once
-// the read protocol has verified it (its word held still across its last read).
+// the read protocol has verified it (its word held still across the read).
 type cacheFill struct {
-	piece int
-	word  Word
-	read  uint16
-	buf   []byte
-	seen  time.Time // the recheck of word came after this
+	word Word
+	buf  []byte
+	seen time.Time // the recheck of word came after this
 }
 
 type cacheEnt struct {

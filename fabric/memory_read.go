@@ -52,6 +52,7 @@ type readBatch struct {
 	remote     []int
 	proxy      []int
 	fills      []cacheFill
+	fillOf     []int    // piece -> its pending fill in fills, or -1
 	scratch    [][]byte // page buffers on loan from pagePool
 
 	// round is no later than the word loads of the current round of the
@@ -174,13 +175,31 @@ func (m *Memory) readPieces(b *readBatch) {
 	}
 	curG, curW, curE := b.gfns[:n], b.words[:n], b.errs[:n]
 	round := func(pending []int) error { m.readRound(b, pending); return nil }
+	var verified func(j int)
+	if m.cache != nil {
+		// A fetched page goes into the cache as soon as its recheck
+		// passes, while that observation of its word is fresh.
+		b.fillOf = grow(b.fillOf, n)
+		for i := range b.fillOf {
+			b.fillOf[i] = -1
+		}
+		verified = func(j int) {
+			i := b.cur[j]
+			if k := b.fillOf[i]; k >= 0 {
+				b.fillOf[i] = -1
+				if f := &b.fills[k]; b.curE[j] == nil && b.curW[j] == f.word {
+					m.cache.put(b.gfns[i], f.word, f.buf, f.seen)
+				}
+			}
+		}
+	}
 	// A frame that kept moving through every retry of the protocol (a
 	// runtime descheduled mid-move on a loaded host) is tried again until
 	// the call's timeout, like a slow sub-host.
 	deadline := time.Now().Add(m.timeout)
 	for hold := 0; ; hold++ {
 		b.curG, b.curW, b.curE = curG, curW, curE
-		_ = readStableBatch(m.cfg.Locations, curG, curW, curE, MaxReadRetries, &b.scratchIdx, round)
+		_ = readStableBatch(m.cfg.Locations, curG, curW, curE, MaxReadRetries, &b.scratchIdx, round, verified)
 		held := 0
 		for j, i := range b.cur {
 			if hold > 0 {
@@ -239,13 +258,6 @@ func (m *Memory) account(b *readBatch) {
 			failed++
 		case b.words[i].State() == StateLocal:
 			local++
-		}
-	}
-	if m.cache != nil {
-		for _, f := range b.fills {
-			if b.errs[f.piece] == nil && b.words[f.piece] == f.word && b.reads[f.piece] == f.read {
-				m.cache.put(b.gfns[f.piece], f.word, f.buf, f.seen)
-			}
 		}
 	}
 	s := &m.stats

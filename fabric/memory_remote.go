@@ -131,7 +131,8 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 				copy(p.dst, io.Buf[p.off:])
 			}
 			if keep {
-				b.fills = append(b.fills, cacheFill{piece: i, word: b.curW[e.j], read: b.reads[i], buf: io.Buf, seen: done})
+				b.fillOf[i] = len(b.fills)
+				b.fills = append(b.fills, cacheFill{word: b.curW[e.j], buf: io.Buf, seen: done})
 			}
 		}
 	}

@@ -57,13 +57,17 @@ func readStable(locs Locations, g GFN, retries int, read func(Word) error) (Word
 // ErrPartial; errs tells which entries failed and why (ErrGFNRange,
 // ErrUnstable, or read's error). words and errs must be as long as gfns.
 func ReadStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, read func(pending []int) error) error {
-	return readStableBatch(locs, gfns, words, errs, MaxReadRetries, nil, read)
+	return readStableBatch(locs, gfns, words, errs, MaxReadRetries, nil, read, nil)
 }
 
 // batchScratch is index space readStableBatch may reuse across calls.
 type batchScratch struct{ todo, pending, retry []int }
 
-func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, retries int, scratch *batchScratch, read func(pending []int) error) error {
+// readStableBatch is ReadStableBatch with reusable index space and an
+// optional held hook, called for each read entry at once when its recheck
+// finds the word unchanged (its data is final).
+func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, retries int, scratch *batchScratch,
+	read func(pending []int) error, held func(i int)) error {
 	if len(words) != len(gfns) || len(errs) != len(gfns) {
 		return fmt.Errorf("read batch: %d gfns, %d words, %d errs: %w", len(gfns), len(words), len(errs), ErrBadLocation)
 	}
@@ -108,6 +112,9 @@ func readStableBatch(locs Locations, gfns []GFN, words []Word, errs []error, ret
 			}
 			if errs[i] == nil && batchErr != nil {
 				errs[i] = batchErr
+			}
+			if held != nil {
+				held(i)
 			}
 		}
 		todo, retry = retry, todo[:0]
