@@ -12,19 +12,21 @@ const DefaultCacheBytes = 256 << 20
 // Validity of a cached page. A page held by a sub-host cannot change there,
 // so a copy fetched under word W is right for as long as the word stays W.
 // A word can come back to W only after 2^18 generation bumps (a full wrap,
-// ending at the same sub-host and slot), which takes 2^16 round trips of the
-// page between hosts. cacheTrust is far shorter than the fastest such wrap
-// (it would need a page-in and a page-out of that one frame every 3 µs for
-// 200 ms; one userfaultfd fault round trip alone is 11 µs or more, and a
-// frame just paged in is the last victim a clock picks): so two observations
-// of W less than cacheTrust apart prove that no wrap happened between them.
-// An entry is served only while its word has been observed, at least every
-// cacheTrust, since the page was fetched: by the reads that use it and by a
-// sweeper that, while the Memory is in use, loads the word of every entry
-// every cacheSweep. An entry that went unobserved longer is stale for good.
+// ending at the same sub-host and slot), which takes 2^16 round trips of
+// that one frame between hosts. An entry is served only while its word has
+// been observed unchanged at least every cacheTrust since the page was
+// fetched, by the reads that use it and by a sweeper that loads the word of
+// every entry every cacheSweep while the Memory is in use; an entry that
+// went unobserved longer is stale for good. This rests on one bound: a
+// frame cannot make 2^16 round trips within cacheTrust (1 s), i.e. one
+// every 15 µs, each a userfaultfd page-in (a fault round trip alone is
+// 11-19 µs) and an eviction of that same frame right after (a clock policy
+// picks a frame just paged in last). The window is that wide because a
+// loaded host stalls this process for a quarter of a second at times
+// (measured here), and each stall longer than the window empties the cache.
 const (
-	cacheTrust = 200 * time.Millisecond
-	cacheSweep = 50 * time.Millisecond
+	cacheTrust = time.Second
+	cacheSweep = 100 * time.Millisecond
 	// cacheIdle stops the sweeper when no read has come for this long; the
 	// entries then age out and are refetched on the next use.
 	cacheIdle = 5 * time.Second
