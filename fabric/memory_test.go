@@ -636,11 +636,15 @@ func TestMemoryLongMove(t *testing.T) {
 	if err := vm.locs.Store(g, w.ToMoving()); err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(300*time.Millisecond, func() { vm.locs.Store(g, w.ToMoving().ToLocal()) })
+	// The location map lives outside the Go heap, where the race detector
+	// sees no order from its atomics: the channel gives it one.
+	moved := make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() { vm.locs.Store(g, w.ToMoving().ToLocal()); close(moved) })
 	got := make([]byte, 4096)
 	if err := m.ReadPhys([]physmem.Range{{Addr: g.Addr(), Buf: got}}); err != nil || !bytes.Equal(got, content[2<<12:3<<12]) {
 		t.Fatalf("read across a 300ms move: %v", err)
 	}
+	<-moved
 
 	short := vm.memory(t, fabric.MemoryConfig{Timeout: 100 * time.Millisecond})
 	if err := vm.locs.Store(g, vm.locs.Load(g).ToMoving()); err != nil {
