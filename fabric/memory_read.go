@@ -208,7 +208,7 @@ func (m *Memory) readPieces(b *readBatch) {
 			err := curE[j]
 			switch {
 			case err == errHole || err == errExchanged:
-				if hold == holdRounds {
+				if hold >= holdRounds {
 					b.errs[i] = heldError(b.gfns[i], b.words[i], err)
 					continue
 				}
