@@ -4,35 +4,49 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"strings"
 )
 
-// The kallsyms tables (scripts/kallsyms.c) sit in .rodata, each label
-// aligned to 8 bytes:
+// The kallsyms tables (scripts/kallsyms.c) sit in .rodata. Their order,
+// alignment and address encoding changed over the kernel's history:
 //
-//	[kallsyms_offsets, kallsyms_relative_base]   (up to 6.3)
-//	kallsyms_num_syms, kallsyms_names, kallsyms_markers,
-//	[kallsyms_seqs_of_names]                     (6.2-6.3, 6.1 stable)
-//	kallsyms_token_table, kallsyms_token_index
-//	[kallsyms_offsets, kallsyms_relative_base]   (6.4+)
+//	up to 6.3:  [addresses | offsets, relative_base] num_syms names markers
+//	            [seqs_of_names (6.2, 6.1 stable)] token_table token_index
+//	6.4 - 6.x:  num_syms names markers token_table token_index
+//	            offsets relative_base seqs_of_names
+//	7.x:        the same order, each label 4-byte aligned instead of 8, and
+//	            no relative_base: each offset is a signed 32-bit distance
+//	            from the offset's own address (as __ksymtab entries are)
 //
-// They are found the way vmlinux-to-elf finds them: every character that
-// occurs in a symbol name is its own one-character token, so the token
-// table holds "0\x001\x00…9\x00" at indices 0x30..0x39. From there the
-// token index (which must agree with the table), the markers (every 256th
-// name's offset, searched for below the token table), the names and the
-// addresses follow, each checked against the others. Offsets within the
-// window b must have the alignment of the addresses they stand for (callers
-// pass 8-aligned windows).
+// Addresses are one of: absolute (kallsyms_addresses, 8 bytes each; kernels
+// without CONFIG_KALLSYMS_BASE_RELATIVE), base-relative (u32 offsets from
+// kallsyms_relative_base), base-relative with absolute per-CPU symbols
+// (non-negative offsets are absolute, negative ones count down from the
+// base), or entry-relative (7.x).
+//
+// The tables are found the way vmlinux-to-elf finds them: every character
+// that occurs in a symbol name is its own one-character token, so the
+// token table holds "0\x001\x00…9\x00" at indices 0x30..0x39. From there
+// the token index (which must agree with the table), the markers (every
+// 256th name's offset, found below the token table), the names and the
+// addresses follow, each checked against the others; a decode must then
+// pass validate. Callers pass windows whose offset 0 is at least 8-aligned
+// in the kernel's address space.
 
 var kallsymsDigits = []byte("0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00")
-
-// maxKallsymsNames bounds the search for kallsyms_num_syms before the names.
-const maxKallsymsNames = 32 << 20
 
 // KernelMapBase is the start of the kernel text mapping; symbols below it
 // (per-CPU offsets) are absolute and never slid.
 const KernelMapBase = 0xffffffff80000000
+
+// minKallsymsSyms is the fewest symbols a real kernel's kallsyms holds
+// (text symbols alone number tens of thousands); fewer is a junk decode.
+var minKallsymsSyms = 1000
+
+// maxKernelImage bounds _end - _text.
+const maxKernelImage = 1 << 30
+
+// maxNameLen is KSYM_NAME_LEN (512) plus the type byte and a two-byte length.
+const maxNameLen = 515
 
 type kallsym struct {
 	name string
@@ -40,98 +54,137 @@ type kallsym struct {
 	addr uint64
 }
 
+type addrKind int
+
+const (
+	addrAbsolute       addrKind = iota // kallsyms_addresses
+	addrBaseRelative                   // u32 offsets from kallsyms_relative_base
+	addrPercpuRelative                 // the same, per-CPU symbols absolute
+	addrEntryRelative                  // s32 offsets from each entry (7.x)
+)
+
+func (k addrKind) String() string {
+	return [...]string{"absolute", "base-relative", "base-relative with absolute per-cpu", "entry-relative"}[k]
+}
+
 type kallsymsTables struct {
-	syms         []kallsym
-	relativeBase uint64
-	tokenTable   int // offset in the window of kallsyms_token_table
-	baseAt       int // offset of kallsyms_relative_base, -1 if absolute
+	syms []kallsym
+	kind addrKind
+	// offsets in the window of each table; relativeBase and baseAt only
+	// for the base-relative kinds (baseAt -1 otherwise)
+	numSyms, names, markers, tokenTable, tokenIndex, addrs int
+	relativeBase                                          uint64
+	baseAt                                                int
+	// anchored is false for entry-relative addresses decoded without the
+	// table's own virtual address: they are then off by one constant.
+	anchored bool
 }
 
 var le = binary.LittleEndian
 
-// decodeKallsyms finds and decodes the kallsyms tables in b.
-func decodeKallsyms(b []byte) (*kallsymsTables, error) {
-	var firstErr error
+// unanchoredVA stands for the unknown address of an entry-relative table:
+// far from both ends of the address space, so the ±2 GiB offsets neither
+// wrap nor change order.
+const unanchoredVA = 1 << 62
+
+// vaFunc gives the virtual address of window offset off, if known.
+type vaFunc func(off int) (uint64, bool)
+
+// decodeKallsyms finds and decodes the kallsyms tables in b, whose offset
+// 0 is at virtual address va (0 if unknown). Every rejected candidate is
+// named in the error.
+func decodeKallsyms(b []byte, va uint64) (*kallsymsTables, error) {
+	at := func(off int) (uint64, bool) { return va + uint64(off), va != 0 }
+	var rej rejections
 	for off := 0; ; {
 		i := bytes.Index(b[off:], kallsymsDigits)
 		if i < 0 {
 			break
 		}
 		off += i
-		t, err := decodeKallsymsAt(b, off)
+		t, err := decodeKallsymsAt(b, off, at)
 		if err == nil {
 			return t, nil
 		}
-		if firstErr == nil {
-			firstErr = err
-		}
+		rej.add(uint64(off), err)
 		off++
 	}
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return nil, fmt.Errorf("no token table signature in %d bytes: %w", len(b), ErrKallsyms)
+	return nil, rej.err(fmt.Sprintf("%d bytes", len(b)))
 }
 
-// decodeKallsymsAt decodes the tables around a token-table digit run at hit.
-func decodeKallsymsAt(b []byte, hit int) (*kallsymsTables, error) {
-	fail := func(what string) error {
-		return fmt.Errorf("token table candidate at %#x: %s: %w", hit, what, ErrKallsyms)
-	}
+// decodeKallsymsAt decodes the tables around a token-table digit run at
+// hit; the error says why this candidate is not kallsyms.
+func decodeKallsymsAt(b []byte, hit int, va vaFunc) (*kallsymsTables, error) {
 	var rel [256]int // token starts relative to token '0' (index 0x30), for 0x30..0xff
 	pos := hit
 	for k := 0x30; k < 256; k++ {
 		rel[k] = pos - hit
 		j := bytes.IndexByte(b[pos:], 0)
 		if j <= 0 {
-			return nil, fail("empty or unterminated token")
+			return nil, fmt.Errorf("token %#x empty or unterminated", k)
 		}
 		pos += j + 1
 	}
 	tokEnd := pos
+	// The index follows the table at the next 4-byte (7.x) or 8-byte
+	// boundary. A read a few bytes off can still agree on the tokens from
+	// '0' up when they are all one character long, so each position must
+	// also give a token 0 that starts the table.
+	var tokens [256][]byte
 	tableStart, indexAt := -1, -1
-	for ti := alignUp8(tokEnd); ti <= tokEnd+16 && ti+512 <= len(b); ti += 8 {
+	for _, ti := range []int{(tokEnd + 3) &^ 3, (tokEnd + 7) &^ 7} {
+		if ti+512 > len(b) || ti == indexAt {
+			continue
+		}
 		base := int(le.Uint16(b[ti+2*0x30:]))
-		if le.Uint16(b[ti:]) != 0 || base > hit {
+		if le.Uint16(b[ti:]) != 0 || base > hit || (hit-base)%4 != 0 {
 			continue
 		}
 		ok := true
 		for k := 0x31; k < 256 && ok; k++ {
 			ok = int(le.Uint16(b[ti+2*k:]))-base == rel[k]
 		}
-		if ok {
+		if ok && parseTokens(b, hit-base, ti, tokEnd, &tokens) {
 			tableStart, indexAt = hit-base, ti
 			break
 		}
 	}
 	if tableStart < 0 {
-		return nil, fail("no matching token index")
+		return nil, fmt.Errorf("no kallsyms_token_index agrees with the token table")
 	}
-	var tokens [256][]byte
+	cands := findMarkers(b, tableStart)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("no kallsyms_markers before the token table at %#x", tableStart)
+	}
+	var firstErr error
+	for _, m := range cands {
+		t, err := decodeNamesAndAddrs(b, m, &tokens, indexAt+512, va)
+		if err == nil {
+			t.tokenTable, t.tokenIndex = tableStart, indexAt
+			return t, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("%d markers candidates rejected, nearest: %w", len(cands), firstErr)
+}
+
+// parseTokens cuts the token table at tableStart by the index at indexAt:
+// 256 non-empty NUL-terminated strings ending at tokEnd.
+func parseTokens(b []byte, tableStart, indexAt, tokEnd int, tokens *[256][]byte) bool {
 	for k := 0; k < 256; k++ {
 		s := tableStart + int(le.Uint16(b[indexAt+2*k:]))
 		e := tokEnd
 		if k < 255 {
 			e = tableStart + int(le.Uint16(b[indexAt+2*k+2:]))
 		}
-		if e <= s+1 || e > len(b) || b[e-1] != 0 || bytes.IndexByte(b[s:e], 0) != e-s-1 {
-			return nil, fail(fmt.Sprintf("token %d malformed", k))
+		if s < 0 || e <= s+1 || e > len(b) || b[e-1] != 0 || bytes.IndexByte(b[s:e], 0) != e-s-1 {
+			return false
 		}
 		tokens[k] = b[s : e-1]
 	}
-	var lastErr error
-	for _, m := range findMarkers(b, tableStart) {
-		t, err := decodeNamesAndAddrs(b, m, &tokens, indexAt+512)
-		if err == nil {
-			t.tokenTable = tableStart
-			return t, nil
-		}
-		lastErr = err
-	}
-	if lastErr == nil {
-		lastErr = fail("no markers before the token table")
-	}
-	return nil, lastErr
+	return true
 }
 
 type markersCandidate struct {
@@ -140,23 +193,20 @@ type markersCandidate struct {
 }
 
 // maxMarkersGap bounds how far before the token table the markers may
-// end: 6.2+ kernels (and 6.1 stable updates) put kallsyms_seqs_of_names, 3
-// bytes a symbol, in between.
+// end: 6.2-6.3 kernels (and 6.1 stable updates) put kallsyms_seqs_of_names,
+// 3 bytes a symbol, in between.
 const maxMarkersGap = 8 << 20
 
 // findMarkers lists plausible kallsyms_markers arrays before the token
-// table: 8-aligned, 0 first, then strictly increasing by less than 256
-// maximal names each, as u32 (4.20+) or u64 (older kernels). Runs shorter
-// than two entries are not considered (every real kernel has more than 256
-// symbols).
+// table: 4-aligned, 0 first, then strictly increasing by less than 256
+// maximal names each, as u32 (4.20+) or u64 (older kernels), ending within
+// 8 bytes of the table or of the seqs before it. Runs shorter than four
+// entries are not considered (a real kernel has thousands of symbols).
 func findMarkers(b []byte, tableStart int) []markersCandidate {
 	var out []markersCandidate
-	lo := tableStart - maxMarkersGap
-	if lo < 0 {
-		lo = 0
-	}
-	const maxStep = 256 * (1 + 0x7fff)
-	for q := alignDown8(tableStart - 8); q >= lo; q -= 8 {
+	lo := max(tableStart-maxMarkersGap, 0)
+	const maxStep = 256 * maxNameLen
+	for q := (tableStart - 8) &^ 3; q >= lo; q -= 4 {
 		for _, elem := range []int{4, 8} {
 			get := func(p int) uint64 {
 				if elem == 4 {
@@ -164,7 +214,7 @@ func findMarkers(b []byte, tableStart int) []markersCandidate {
 				}
 				return le.Uint64(b[p:])
 			}
-			if q+2*elem > tableStart || get(q) != 0 {
+			if elem == 8 && q%8 != 0 || q+2*elem > tableStart || get(q) != 0 {
 				continue
 			}
 			vals := []uint64{0}
@@ -176,7 +226,7 @@ func findMarkers(b []byte, tableStart int) []markersCandidate {
 				}
 				vals = append(vals, v)
 			}
-			if len(vals) >= 2 {
+			if len(vals) >= 4 {
 				out = append(out, markersCandidate{start: q, vals: vals})
 			}
 		}
@@ -212,40 +262,63 @@ func skipNames(b []byte, start, n int, markers []uint64) (int, bool) {
 	return p, p <= len(b)
 }
 
-func decodeNamesAndAddrs(b []byte, m markersCandidate, tokens *[256][]byte, tokenIndexEnd int) (*kallsymsTables, error) {
+// decodeNamesAndAddrs finds kallsyms_num_syms for markers m: the names it
+// counts start 4 or 8 bytes after it (the label alignment of the era) and
+// end just before the markers; the last marker bounds where it can be.
+func decodeNamesAndAddrs(b []byte, m markersCandidate, tokens *[256][]byte, tokenIndexEnd int, va vaFunc) (*kallsymsTables, error) {
 	k := len(m.vals)
-	lo := m.start - maxKallsymsNames
-	if lo < 0 {
-		lo = 0
-	}
-	for p := m.start - 8; p >= lo; p -= 8 {
+	// The names end within 8 bytes of the markers and hold at least the
+	// last marker's worth plus one name; the run may have picked up up to
+	// four increasing words past the markers' real end.
+	hi := m.start - int(m.vals[max(k-5, 0)]) - 4
+	lo := max(m.start-int(m.vals[k-1])-8-256*maxNameLen, 0)
+	var firstErr error
+	for p := hi &^ 3; p >= lo; p -= 4 {
 		n := int(le.Uint32(b[p:]))
 		need := (n + 255) / 256
 		// the run may have picked up a few increasing words after the
 		// markers' real end
-		if n == 0 || need > k || need+4 < k || le.Uint32(b[p+4:]) != 0 {
+		if n < minKallsymsSyms || need > k || need+4 < k {
 			continue
 		}
-		end, ok := skipNames(b, p+8, n, m.vals[:need])
-		if !ok || end > m.start || m.start-end >= 8 {
-			continue
+		for _, gap := range []int{4, 8} {
+			if gap == 8 && (p%8 != 0 || le.Uint32(b[p+4:]) != 0) {
+				continue
+			}
+			end, ok := skipNames(b, p+gap, n, m.vals[:need])
+			if !ok || end > m.start || m.start-end >= 8 {
+				continue
+			}
+			t, err := decodeAt(b, p, p+gap, n, m.start, tokens, tokenIndexEnd, va)
+			if err == nil {
+				return t, nil
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%d names at %#x: %w", n, p+gap, err)
+			}
 		}
-		syms, err := expandNames(b, p+8, n, tokens)
-		if err != nil {
-			return nil, err
-		}
-		base, baseAt, err := readAddresses(b, p, n, tokenIndexEnd, syms)
-		if err != nil {
-			return nil, err
-		}
-		return &kallsymsTables{syms: syms, relativeBase: base, baseAt: baseAt}, nil
 	}
-	return nil, fmt.Errorf("no kallsyms_num_syms matching %d markers at %#x: %w", k, m.start, ErrKallsyms)
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return nil, fmt.Errorf("no kallsyms_num_syms matches %d markers at %#x", k, m.start)
+}
+
+func decodeAt(b []byte, numSyms, names, n, markers int, tokens *[256][]byte, tokenIndexEnd int, va vaFunc) (*kallsymsTables, error) {
+	syms, err := expandNames(b, names, n, tokens)
+	if err != nil {
+		return nil, err
+	}
+	t := &kallsymsTables{syms: syms, numSyms: numSyms, names: names, markers: markers, baseAt: -1}
+	if err := readAddresses(b, t, tokenIndexEnd, va); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func expandNames(b []byte, start, n int, tokens *[256][]byte) ([]kallsym, error) {
 	syms := make([]kallsym, n)
-	var sb strings.Builder
+	var buf []byte
 	p := start
 	for i := 0; i < n; i++ {
 		l := int(b[p])
@@ -254,53 +327,105 @@ func expandNames(b []byte, start, n int, tokens *[256][]byte) ([]kallsym, error)
 			l = l&0x7f | int(b[p])<<7
 			p++
 		}
-		sb.Reset()
+		buf = buf[:0]
 		for _, t := range b[p : p+l] {
-			sb.Write(tokens[t])
+			buf = append(buf, tokens[t]...)
 		}
 		p += l
-		s := sb.String()
-		if len(s) < 2 {
-			return nil, fmt.Errorf("kallsyms name %d expands to %q: %w", i, s, ErrKallsyms)
+		if len(buf) < 2 || !isSymType(buf[0]) {
+			return nil, fmt.Errorf("name %d expands to %q, not a typed symbol name", i, buf)
 		}
-		syms[i] = kallsym{name: s[1:], typ: s[0]}
+		for _, c := range buf[1:] {
+			if c <= ' ' || c > '~' {
+				return nil, fmt.Errorf("name %d expands to %q, not printable", i, buf)
+			}
+		}
+		syms[i] = kallsym{name: string(buf[1:]), typ: buf[0]}
 	}
 	return syms, nil
 }
 
-// readAddresses fills in the symbol addresses from kallsyms_offsets and
-// kallsyms_relative_base, placed before kallsyms_num_syms (numSyms) up to
-// 6.3 or after the token index from 6.4; or from a plain kallsyms_addresses
-// array on kernels without CONFIG_KALLSYMS_BASE_RELATIVE. It returns the
-// relative base and its offset (0 and -1 for absolute addresses).
-func readAddresses(b []byte, numSyms, n, tokenIndexEnd int, syms []kallsym) (uint64, int, error) {
-	type layout struct{ offsets, base int }
-	var cands []layout
-	if o := alignDown8(numSyms - 8 - 4*n); o >= 0 {
-		cands = append(cands, layout{o, numSyms - 8})
+func isSymType(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '?' }
+
+// readAddresses tries every address layout the kernel has used, placed
+// where its era put it, and keeps the first that passes validate.
+func readAddresses(b []byte, t *kallsymsTables, tokenIndexEnd int, va vaFunc) error {
+	n := len(t.syms)
+	type cand struct {
+		kind  addrKind
+		at    int
+		base  int // relative_base offset, base-relative kinds
+		where string
 	}
-	o := alignUp8(tokenIndexEnd)
-	cands = append(cands, layout{o, alignUp8(o + 4*n)})
-	for _, c := range cands {
-		if c.offsets < 0 || c.base+8 > len(b) {
+	var cs []cand
+	// up to 6.3: offsets, relative_base, num_syms (8-aligned labels)
+	if o := (t.numSyms - 8 - 4*n) &^ 7; o >= 0 && (o+4*n+7)&^7 == t.numSyms-8 {
+		cs = append(cs, cand{addrBaseRelative, o, t.numSyms - 8, "before kallsyms_num_syms"})
+	}
+	// 6.4+: offsets right after the token index, then relative_base
+	after := []int{(tokenIndexEnd + 7) &^ 7}
+	if a4 := (tokenIndexEnd + 3) &^ 3; a4 != after[0] {
+		after = append([]int{a4}, after...)
+	}
+	for _, o := range after {
+		cs = append(cs, cand{addrBaseRelative, o, (o + 4*n + 7) &^ 7, "after kallsyms_token_index"})
+	}
+	if a := t.numSyms - 8*n; a >= 0 && a%8 == 0 {
+		cs = append(cs, cand{addrAbsolute, a, -1, "before kallsyms_num_syms"})
+	}
+	for _, o := range after {
+		cs = append(cs, cand{addrEntryRelative, o, -1, "after kallsyms_token_index"})
+	}
+	for _, o := range []int{(t.numSyms - 4*n) &^ 3, (t.numSyms - 4*n) &^ 7} {
+		if o >= 0 && t.numSyms-(o+4*n) < 8 {
+			cs = append(cs, cand{addrEntryRelative, o, -1, "before kallsyms_num_syms"})
+		}
+	}
+	var reasons []string
+	for _, c := range cs {
+		size := 4
+		if c.kind == addrAbsolute {
+			size = 8
+		}
+		if c.at < 0 || c.at+size*n > len(b) || c.base+8 > len(b) {
 			continue
 		}
-		base := le.Uint64(b[c.base:])
-		if base < 0xffff800000000000 {
-			continue
+		var err error
+		t.kind, t.addrs, t.baseAt, t.relativeBase, t.anchored = c.kind, c.at, -1, 0, true
+		switch c.kind {
+		case addrAbsolute:
+			err = fillAbsolute(b[c.at:c.at+8*n], t.syms)
+		case addrBaseRelative:
+			t.baseAt, t.relativeBase = c.base, le.Uint64(b[c.base:])
+			if t.relativeBase < 0xffff800000000000 {
+				err = fmt.Errorf("relative base %#x is not a kernel address", t.relativeBase)
+				break
+			}
+			if fillRelative(b[c.at:c.at+4*n], t.relativeBase, t.syms) {
+				t.kind = addrPercpuRelative
+			}
+			err = checkSorted(t.syms)
+		case addrEntryRelative:
+			tableVA, known := va(c.at)
+			if t.anchored = known; !known {
+				tableVA = unanchoredVA
+			}
+			fillEntryRelative(b[c.at:c.at+4*n], tableVA, t.syms)
+			err = checkSorted(t.syms)
 		}
-		if fillRelative(b[c.offsets:c.offsets+4*n], base, syms) {
-			return base, c.base, nil
+		if err == nil {
+			err = validate(t)
 		}
+		if err == nil {
+			return nil
+		}
+		reasons = append(reasons, fmt.Sprintf("%s at %#x (%s): %v", c.kind, c.at, c.where, err))
 	}
-	if a := numSyms - 8*n; a >= 0 {
-		if fillAbsolute(b[a:numSyms], syms) {
-			return 0, -1, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("no sorted kallsyms addresses for %d names: %w", len(syms), ErrKallsyms)
+	return fmt.Errorf("no address table fits: %s", joinReasons(reasons))
 }
 
+// fillRelative decodes base-relative offsets; it reports whether the
+// absolute per-CPU encoding is in use (some offset negative).
 func fillRelative(offs []byte, base uint64, syms []kallsym) bool {
 	absPercpu := false
 	for i := range syms {
@@ -309,45 +434,92 @@ func fillRelative(offs []byte, base uint64, syms []kallsym) bool {
 			break
 		}
 	}
-	var prev uint64
 	for i := range syms {
 		v := int32(le.Uint32(offs[4*i:]))
-		var a uint64
 		switch {
 		case !absPercpu:
-			a = base + uint64(uint32(v))
+			syms[i].addr = base + uint64(uint32(v))
 		case v >= 0:
-			a = uint64(v)
+			syms[i].addr = uint64(v)
 		default:
-			a = base - 1 - uint64(int64(v))
+			syms[i].addr = base - 1 - uint64(int64(v))
 		}
-		if a < prev {
-			return false
-		}
-		prev = a
-		syms[i].addr = a
 	}
-	return true
+	return absPercpu
 }
 
-func fillAbsolute(addrs []byte, syms []kallsym) bool {
-	var prev uint64
+// fillEntryRelative decodes 7.x offsets: entry i at tableVA+4i holds the
+// signed distance from itself to the symbol.
+func fillEntryRelative(offs []byte, tableVA uint64, syms []kallsym) {
 	for i := range syms {
-		a := le.Uint64(addrs[8*i:])
-		if a < prev {
-			return false
+		syms[i].addr = tableVA + uint64(4*i) + uint64(int64(int32(le.Uint32(offs[4*i:]))))
+	}
+}
+
+func fillAbsolute(addrs []byte, syms []kallsym) error {
+	for i := range syms {
+		syms[i].addr = le.Uint64(addrs[8*i:])
+	}
+	return checkSorted(syms)
+}
+
+func checkSorted(syms []kallsym) error {
+	for i := 1; i < len(syms); i++ {
+		if syms[i].addr < syms[i-1].addr {
+			return fmt.Errorf("addresses not sorted at symbol %d (%s %#x after %#x)", i, syms[i].name, syms[i].addr, syms[i-1].addr)
 		}
-		prev = a
-		syms[i].addr = a
 	}
-	return prev >= KernelMapBase
+	return nil
 }
 
-func alignDown8(x int) int {
-	if x < 0 {
-		return -1
+// validate checks what every kernel's kallsyms satisfies: thousands of
+// symbols (names checked printable by expandNames, addresses sorted by
+// the fill), _text and _end present and ordered, the image under 1 GiB,
+// and, once anchored, _text in the kernel mapping.
+func validate(t *kallsymsTables) error {
+	if len(t.syms) < minKallsymsSyms {
+		return fmt.Errorf("%d symbols, a kernel has thousands", len(t.syms))
 	}
-	return x &^ 7
+	var text, end uint64
+	var okT, okE bool
+	for _, s := range t.syms {
+		switch s.name {
+		case "_text":
+			if !okT {
+				text, okT = s.addr, true
+			}
+		case "_end":
+			if !okE {
+				end, okE = s.addr, true
+			}
+		}
+	}
+	switch {
+	case !okT || !okE:
+		return fmt.Errorf("no _text or _end among %d symbols", len(t.syms))
+	case end <= text || end-text > maxKernelImage:
+		return fmt.Errorf("_text %#x and _end %#x do not bound a kernel image", text, end)
+	case t.anchored && text < KernelMapBase:
+		return fmt.Errorf("_text %#x is outside the kernel mapping", text)
+	}
+	return nil
 }
 
-func alignUp8(x int) int { return (x + 7) &^ 7 }
+// anchorAt shifts unanchored entry-relative addresses so that _text is at
+// text; anchored tables are left alone.
+func (t *kallsymsTables) anchorAt(text uint64) {
+	if t.anchored {
+		return
+	}
+	var cur uint64
+	for _, s := range t.syms {
+		if s.name == "_text" {
+			cur = s.addr
+			break
+		}
+	}
+	for i := range t.syms {
+		t.syms[i].addr += text - cur
+	}
+	t.anchored = true
+}

@@ -4,34 +4,73 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
+// kallsymsEra is one of the table layouts of scripts/kallsyms.c.
+type kallsymsEra struct {
+	name   string
+	align  int      // label alignment
+	kind   addrKind // address encoding
+	before bool     // addresses before kallsyms_num_syms (up to 6.3)
+	seqs   bool     // kallsyms_seqs_of_names between markers and token table
+}
+
+var kallsymsEras = []kallsymsEra{
+	{"6.1-stable", 8, addrPercpuRelative, true, true},
+	{"5.x", 8, addrPercpuRelative, true, false},
+	{"6.4-6.x", 8, addrPercpuRelative, false, false},
+	{"6.x-no-percpu", 8, addrBaseRelative, false, false},
+	{"absolute", 8, addrAbsolute, true, false},
+	{"7.x", 4, addrEntryRelative, false, false},
+}
+
 // encodeKallsyms lays out kallsyms tables the way scripts/kallsyms.c does
-// for a base-relative, absolute-percpu kernel (6.1 stable layout, with
-// kallsyms_seqs_of_names when seqs is set): offsets, relative_base,
-// num_syms, names, markers, [seqs], token_table, token_index. Every byte
-// value is its own token except 0, which stands for "__", so names
-// compress a little and the decoder's expansion is exercised. Symbols must
-// be sorted by address; addresses below base are per-CPU (absolute).
-func encodeKallsyms(syms []kallsym, base uint64, seqs bool, lead int) []byte {
+// in era e, starting lead bytes into a window whose offset 0 is at virtual
+// address va (entry-relative offsets depend on it). Every byte value is
+// its own token except 0, which stands for "__", so names compress a
+// little and the decoder's expansion is exercised. Symbols must be sorted
+// by address; with absolute per-CPU symbols, those below base are per-CPU.
+func encodeKallsyms(syms []kallsym, base uint64, e kallsymsEra, lead int, va uint64) []byte {
 	b := make([]byte, lead)
 	align := func() {
-		for len(b)%8 != 0 {
+		for len(b)%e.align != 0 {
 			b = append(b, 0)
 		}
 	}
 	u32 := func(v uint32) { b = binary.LittleEndian.AppendUint32(b, v) }
-	align()
-	for _, s := range syms {
-		if s.addr < base {
-			u32(uint32(s.addr))
-		} else {
-			u32(uint32(int32(-1 - int64(s.addr-base))))
+	addrs := func() {
+		align()
+		if e.kind == addrAbsolute {
+			for _, s := range syms {
+				b = binary.LittleEndian.AppendUint64(b, s.addr)
+			}
+			return
+		}
+		for _, s := range syms {
+			switch e.kind {
+			case addrEntryRelative:
+				u32(uint32(int32(int64(s.addr - (va + uint64(len(b)))))))
+			case addrBaseRelative:
+				u32(uint32(s.addr - base))
+			default:
+				if s.addr < base {
+					u32(uint32(s.addr))
+				} else {
+					u32(uint32(int32(-1 - int64(s.addr-base))))
+				}
+			}
+		}
+		if e.kind != addrEntryRelative {
+			align()
+			b = binary.LittleEndian.AppendUint64(b, base)
 		}
 	}
+	if e.before {
+		addrs()
+	}
 	align()
-	b = binary.LittleEndian.AppendUint64(b, base)
 	u32(uint32(len(syms)))
 	align()
 	names := len(b)
@@ -62,7 +101,7 @@ func encodeKallsyms(syms []kallsym, base uint64, seqs bool, lead int) []byte {
 		u32(m)
 	}
 	align()
-	if seqs {
+	if e.seqs {
 		for i := range syms {
 			b = append(b, byte(i>>16), byte(i>>8), byte(i))
 		}
@@ -83,80 +122,175 @@ func encodeKallsyms(syms []kallsym, base uint64, seqs bool, lead int) []byte {
 	for _, v := range index {
 		b = binary.LittleEndian.AppendUint16(b, v)
 	}
+	if !e.before {
+		addrs()
+	}
 	return append(b, make([]byte, 64)...)
 }
 
-func syntheticSyms(n int) []kallsym {
-	const base = 0xffffffff81000000
-	syms := []kallsym{{"fixed_percpu_data", 'D', 0}, {"current_task", 'D', 0x1fb80}}
-	for i := 0; len(syms) < n; i++ {
+const synthText = 0xffffffff81000000
+
+// syntheticSyms returns n sorted symbols from _text to _end, with two
+// per-CPU symbols first when percpu is set.
+func syntheticSyms(n int, percpu bool) []kallsym {
+	var syms []kallsym
+	if percpu {
+		syms = append(syms, kallsym{"fixed_percpu_data", 'D', 0}, kallsym{"current_task", 'D', 0x1fb80})
+	}
+	syms = append(syms, kallsym{"_text", 'T', synthText})
+	for i := 0; len(syms) < n-1; i++ {
 		name := fmt.Sprintf("__sym_%d_x", i)
 		if i == 7 {
 			name = fmt.Sprintf("long_%0150d", 7) // two-byte length
 		}
-		syms = append(syms, kallsym{name, "Ttd"[i%3], base + uint64(i)*16})
+		syms = append(syms, kallsym{name, "Ttd"[i%3], synthText + 0x1000 + uint64(i)*16})
 	}
-	return syms
+	return append(syms, kallsym{"_end", 'B', synthText + 0x2000000})
 }
 
-func TestDecodeKallsymsRoundTrip(t *testing.T) {
-	for _, seqs := range []bool{false, true} {
-		t.Run(fmt.Sprintf("seqs=%v", seqs), func(t *testing.T) {
-			want := syntheticSyms(1000)
-			b := encodeKallsyms(want, 0xffffffff81000000, seqs, 40)
-			got, err := decodeKallsyms(b)
+// synthVA is where the synthetic windows sit in the kernel's address space.
+const synthVA = 0xffffffff82200000
+
+func encodeEra(e kallsymsEra, n, lead int) ([]kallsym, []byte) {
+	syms := syntheticSyms(n, e.kind == addrPercpuRelative)
+	return syms, encodeKallsyms(syms, synthText, e, lead, synthVA)
+}
+
+func sameSyms(t *testing.T, got, want []kallsym) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d symbols, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("symbol %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestDecodeKallsymsEveryEra(t *testing.T) {
+	for _, e := range kallsymsEras {
+		t.Run(e.name, func(t *testing.T) {
+			want, b := encodeEra(e, 1500, 40)
+			got, err := decodeKallsyms(b, synthVA)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.relativeBase != 0xffffffff81000000 {
-				t.Errorf("relative base %#x", got.relativeBase)
+			if got.kind != e.kind || !got.anchored {
+				t.Errorf("decoded as %v (anchored %v), want %v", got.kind, got.anchored, e.kind)
 			}
-			if len(got.syms) != len(want) {
-				t.Fatalf("%d symbols, want %d", len(got.syms), len(want))
-			}
-			for i := range want {
-				if got.syms[i] != want[i] {
-					t.Fatalf("symbol %d = %+v, want %+v", i, got.syms[i], want[i])
+			sameSyms(t, got.syms, want)
+			if e.kind == addrBaseRelative || e.kind == addrPercpuRelative {
+				if got.relativeBase != synthText || le.Uint64(b[got.baseAt:]) != got.relativeBase {
+					t.Errorf("relative base %#x at %d", got.relativeBase, got.baseAt)
 				}
 			}
-			if le.Uint64(b[got.baseAt:]) != got.relativeBase {
-				t.Errorf("baseAt %d does not hold the relative base", got.baseAt)
+			// without the window's address, entry-relative tables decode
+			// unanchored and anchorAt puts them back
+			got, err = decodeKallsyms(b, 0)
+			if err != nil {
+				t.Fatal(err)
 			}
+			if got.anchored != (e.kind != addrEntryRelative) {
+				t.Errorf("anchored %v without a virtual address", got.anchored)
+			}
+			got.anchorAt(synthText)
+			sameSyms(t, got.syms, want)
 		})
 	}
 }
 
+// TestDecodeKallsymsRejectsCorruption: a damaged table is never accepted,
+// whatever the era, and the error names the candidate and the reason.
 func TestDecodeKallsymsRejectsCorruption(t *testing.T) {
-	b := encodeKallsyms(syntheticSyms(600), 0xffffffff81000000, true, 0)
-	tab, err := decodeKallsyms(b)
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range kallsymsEras {
+		t.Run(e.name, func(t *testing.T) {
+			_, b := encodeEra(e, 1200, 0)
+			tab, err := decodeKallsyms(b, synthVA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(tab.syms)
+			cases := map[string]func(bad []byte){
+				// a name length that no longer agrees with the markers
+				"name length": func(bad []byte) { bad[tab.names]++ },
+				"marker":      func(bad []byte) { le.PutUint32(bad[tab.markers+4:], le.Uint32(bad[tab.markers+4:])+1) },
+				"token index": func(bad []byte) { le.PutUint16(bad[tab.tokenIndex+2*0x41:], 3) },
+				"token table": func(bad []byte) { bad[tab.tokenTable+int(le.Uint16(bad[tab.tokenIndex+2*0x41:]))] = 0 },
+				// two addresses swapped: no longer sorted
+				"addresses": func(bad []byte) {
+					w := 4
+					if e.kind == addrAbsolute {
+						w = 8
+					}
+					i, j := tab.addrs+w*(n/2), tab.addrs+w*(n/2+1)
+					x := append([]byte(nil), bad[i:i+w]...)
+					copy(bad[i:i+w], bad[j:j+w])
+					copy(bad[j:j+w], x)
+				},
+				// a name that is not printable
+				"name bytes": func(bad []byte) { bad[tab.names+2] = 0x01 },
+			}
+			for what, mut := range cases {
+				bad := append([]byte(nil), b...)
+				mut(bad)
+				got, err := decodeKallsyms(bad, synthVA)
+				if err == nil {
+					t.Errorf("%s corrupted: accepted %d symbols", what, len(got.syms))
+					continue
+				}
+				if !errors.Is(err, ErrKallsyms) || !strings.Contains(err.Error(), "candidate at") {
+					t.Errorf("%s corrupted: err = %v", what, err)
+				}
+			}
+		})
 	}
-	// a name length that no longer agrees with the markers
-	bad := append([]byte(nil), b...)
-	for i := 0; i+8 < tab.tokenTable; i += 8 {
-		if le.Uint32(bad[i:]) == 600 && le.Uint32(bad[i+4:]) == 0 {
-			bad[i+8]++
-			break
-		}
-	}
-	if _, err := decodeKallsyms(bad); !errors.Is(err, ErrKallsyms) {
-		t.Errorf("corrupted markers: err = %v, want ErrKallsyms", err)
-	}
-	if _, err := decodeKallsyms(make([]byte, 4096)); !errors.Is(err, ErrKallsyms) {
+	if _, err := decodeKallsyms(make([]byte, 4096), 0); !errors.Is(err, ErrKallsyms) {
 		t.Errorf("zeros: err = %v, want ErrKallsyms", err)
 	}
 }
 
+// TestDecodeKallsymsSkipsJunk: a well-formed but tiny table (the junk
+// 3-symbol decode seen on a real kernel) and one without _text are
+// rejected, the real table after them is found, and when it is missing
+// the error names every candidate with its reason.
+func TestDecodeKallsymsSkipsJunk(t *testing.T) {
+	e := kallsymsEras[len(kallsymsEras)-1]
+	minSyms := minKallsymsSyms
+	t.Cleanup(func() { minKallsymsSyms = minSyms })
+	minKallsymsSyms = 3
+	tiny := encodeKallsyms(syntheticSyms(3, false), synthText, e, 0, synthVA)
+	minKallsymsSyms = minSyms
+	noText := syntheticSyms(1100, false)
+	noText[0].name = "_stext"
+	junk2 := encodeKallsyms(noText, synthText, e, 0, synthVA+uint64(len(tiny)))
+	junk := append(tiny, junk2...)
+	if _, err := decodeKallsyms(junk, synthVA); err == nil {
+		t.Fatal("junk tables accepted")
+	} else if msg := err.Error(); !strings.Contains(msg, "2 candidates") ||
+		!strings.Contains(msg, "no kallsyms_markers") || !strings.Contains(msg, "no _text or _end") {
+		t.Errorf("error does not name both candidates and their reasons: %v", err)
+	}
+	want := encodeKallsyms(syntheticSyms(1500, false), synthText, e, 0, synthVA+uint64(len(junk)))
+	all := append(append([]byte(nil), junk...), want...)
+	got, err := decodeKallsyms(all, synthVA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSyms(t, got.syms, syntheticSyms(1500, false))
+}
+
 func FuzzDecodeKallsyms(f *testing.F) {
-	f.Add(encodeKallsyms(syntheticSyms(300), 0xffffffff81000000, false, 0))
-	f.Add(encodeKallsyms(syntheticSyms(20), 0xffffffff81000000, true, 8))
+	for _, e := range kallsymsEras {
+		_, b := encodeEra(e, 1100, 0)
+		f.Add(b)
+	}
 	f.Add(kallsymsDigits)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tab, err := decodeKallsyms(b)
-		if err == nil && len(tab.syms) == 0 {
-			t.Fatal("success without symbols")
+		tab, err := decodeKallsyms(b, synthVA)
+		if err == nil && len(tab.syms) < minKallsymsSyms {
+			t.Fatalf("accepted %d symbols", len(tab.syms))
 		}
 	})
 }

@@ -154,7 +154,7 @@ func guestImage(t testing.TB, vmlinux []byte, textPhys, slide uint64, memSize in
 	}
 	ro := f.Section(".rodata")
 	data, _ := ro.Data()
-	tab, err := decodeKallsyms(data)
+	tab, err := decodeKallsyms(data, ro.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

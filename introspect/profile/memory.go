@@ -26,9 +26,11 @@ type MemoryOptions struct {
 
 // MemoryInfo says where FromMemory found the kernel.
 type MemoryInfo struct {
-	// Slide is the virtual KASLR slide (runtime minus link address) that was
-	// removed from the symbols found in memory.
-	Slide uint64
+	// Slide is the virtual KASLR slide (runtime minus link address) when
+	// SlideKnown: from the base-relative kallsyms tables, which the kernel
+	// relocates, or else from init_task.stack, a pointer into the image.
+	Slide      uint64
+	SlideKnown bool
 	// TextPhys is the physical address of _text; the kernel image is
 	// physically contiguous from there.
 	TextPhys uint64
@@ -41,7 +43,8 @@ type MemoryInfo struct {
 
 // FromMemory builds the profile of the kernel running in a guest from its
 // physical memory alone: the kallsyms tables are found by scanning (the
-// scan stops at the first that decodes), the image's physical placement by
+// scan stops at the first candidate that decodes and validates; a failure
+// names every candidate and why it was rejected), the image's physical placement by
 // checking that the BTF header sits where __start_BTF says and the banner
 // where linux_banner says, and the symbols are brought back to link
 // addresses. The result equals FromVmlinuz's on the same build.
@@ -51,31 +54,12 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		textLink = DefaultTextLink
 	}
 	var info MemoryInfo
-	var ks *kallsymsTables
-	var firstErr error
-	physmem.Scan(r, kallsymsDigits, func(hit uint64) bool {
-		start := uint64(0)
-		if hit > kallsymsBefore {
-			start = (hit - kallsymsBefore) &^ 4095
-		}
-		end := min(hit+kallsymsAfter, r.Size())
-		win := readPhysLenient(r, start, int(end-start))
-		t, err := decodeKallsymsAt(win, int(hit-start))
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			return true
-		}
-		ks, info.KallsymsPhys = t, start+uint64(t.tokenTable)
-		return false
-	})
-	if ks == nil {
-		if firstErr == nil {
-			firstErr = fmt.Errorf("no token table signature in %d bytes of memory: %w", r.Size(), ErrKallsyms)
-		}
-		return nil, info, firstErr
+	ks, err := scanKallsyms(r, &info)
+	if err != nil {
+		return nil, info, err
 	}
+	anchored := ks.anchored
+	ks.anchorAt(textLink)
 	rt := make(map[string]uint64)
 	for _, s := range ks.syms {
 		if _, dup := rt[s.name]; !dup {
@@ -119,7 +103,9 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	if raw == nil {
 		return nil, info, fmt.Errorf("no btf blob where __start_BTF points: %w", ErrBTF)
 	}
-	info.Slide = text - textLink
+	if anchored {
+		info.Slide, info.SlideKnown = text-textLink, true
+	}
 	syms := make([]kallsym, len(ks.syms))
 	for i, s := range ks.syms {
 		if s.addr >= KernelMapBase {
@@ -131,5 +117,53 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	if err != nil {
 		return nil, info, err
 	}
+	if !info.SlideKnown {
+		info.Slide, info.SlideKnown = slideFromInitTask(r, p, info.TextPhys, textLink)
+	}
 	return p, info, nil
+}
+
+// scanKallsyms decodes the first kallsyms tables found in physical memory.
+// The window around a candidate has no known virtual address, so 7.x's
+// entry-relative addresses come back unanchored.
+func scanKallsyms(r physmem.Reader, info *MemoryInfo) (*kallsymsTables, error) {
+	var ks *kallsymsTables
+	var rej rejections
+	unknownVA := func(int) (uint64, bool) { return 0, false }
+	physmem.Scan(r, kallsymsDigits, func(hit uint64) bool {
+		start := uint64(0)
+		if hit > kallsymsBefore {
+			start = (hit - kallsymsBefore) &^ 4095
+		}
+		end := min(hit+kallsymsAfter, r.Size())
+		win := readPhysLenient(r, start, int(end-start))
+		t, err := decodeKallsymsAt(win, int(hit-start), unknownVA)
+		if err != nil {
+			rej.add(hit, err)
+			return true
+		}
+		ks, info.KallsymsPhys = t, start+uint64(t.tokenTable)
+		return false
+	})
+	if ks == nil {
+		return nil, rej.err(fmt.Sprintf("%d bytes of memory", r.Size()))
+	}
+	return ks, nil
+}
+
+// slideFromInitTask reads init_task.stack, which holds the runtime address
+// of init_stack, a symbol in the image.
+func slideFromInitTask(r physmem.Reader, p *Profile, textPhys, textLink uint64) (uint64, bool) {
+	task, err1 := p.Symbol("init_task")
+	stack, err2 := p.Symbol("init_stack")
+	off, err3 := p.Offset("task_struct", "stack")
+	if err1 != nil || err2 != nil || err3 != nil || task < textLink {
+		return 0, false
+	}
+	v := le.Uint64(readPhysLenient(r, textPhys+(task-textLink)+off, 8))
+	slide := v - stack
+	if slide%imageAlign != 0 || slide >= maxKernelImage {
+		return 0, false
+	}
+	return slide, true
 }

@@ -24,7 +24,7 @@ func FromVmlinux(b []byte) (*Profile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read .rodata: %w", err)
 	}
-	ks, err := decodeKallsyms(rodata)
+	ks, err := decodeKallsyms(rodata, ro.Addr)
 	if err != nil {
 		return nil, err
 	}

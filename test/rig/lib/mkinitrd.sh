@@ -1,6 +1,6 @@
 #!/bin/bash
 # mkinitrd.sh STAGEDIR OUT.cpio.gz INIT_SCRIPT [FILE...]
-# Builds a busybox initramfs for a Debian 6.1 kernel unpacked in STAGEDIR:
+# Builds a busybox initramfs for a Debian kernel unpacked in STAGEDIR:
 # the kernel modules named in $RIG_MODULES (with their modules.dep closure),
 # the rdma-core user space and the extra FILEs (copied to /usr/bin with their
 # shared-library closure). Host glibc (bookworm) provides libc.
@@ -23,7 +23,12 @@ add_mod() { local m=$1 line deps d
   [ -n "${seen[$m]:-}" ] || { seen[$m]=1; order+=("${line%%:*}"); } }
 for m in $MODULES; do add_mod "$m"; done
 mkdir -p "$R/lib/modules/$KREL"; : > "$R/etc/modules.order"
-for p in "${order[@]}"; do install -D -m644 "$MD/$p" "$R/lib/modules/$KREL/$p"; echo "/lib/modules/$KREL/$p" >> "$R/etc/modules.order"; done
+# busybox insmod takes plain .ko files: newer kernels ship them xz/zstd-compressed
+for p in "${order[@]}"; do
+  q=${p%.xz}; q=${q%.zst}; mkdir -p "$(dirname "$R/lib/modules/$KREL/$q")"
+  case $p in *.xz) xz -dc "$MD/$p" > "$R/lib/modules/$KREL/$q" ;; *.zst) zstd -qdc "$MD/$p" > "$R/lib/modules/$KREL/$q" ;;
+    *) install -D -m644 "$MD/$p" "$R/lib/modules/$KREL/$q" ;; esac
+  echo "/lib/modules/$KREL/$q" >> "$R/etc/modules.order"; done
 LDP="$STAGE/usr/lib/x86_64-linux-gnu:$STAGE/lib/x86_64-linux-gnu"
 copy_libs() { LD_LIBRARY_PATH="$LDP" ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\s*\/lib64/{print $1}' | while read -r l; do
     b=$(basename "$l"); [ -e "$R/usr/lib/x86_64-linux-gnu/$b" ] || cp -L "$l" "$R/usr/lib/x86_64-linux-gnu/$b"; done || true; }
