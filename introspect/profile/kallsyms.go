@@ -73,8 +73,8 @@ type kallsymsTables struct {
 	// offsets in the window of each table; relativeBase and baseAt only
 	// for the base-relative kinds (baseAt -1 otherwise)
 	numSyms, names, markers, tokenTable, tokenIndex, addrs int
-	relativeBase                                          uint64
-	baseAt                                                int
+	relativeBase                                           uint64
+	baseAt                                                 int
 	// anchored is false for entry-relative addresses decoded without the
 	// table's own virtual address: they are then off by one constant.
 	anchored bool
