@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -134,7 +135,8 @@ func TestTypeLayout(t *testing.T) {
 
 // guestImage lays the kernel's loadable segments out in physical memory at
 // textPhys as the boot loader would, and applies the one relocation
-// kallsyms needs for a virtual slide: kallsyms_relative_base.
+// kallsyms needs for a virtual slide (kallsyms_relative_base; 7.x's
+// entry-relative tables need none) and init_task.stack.
 func guestImage(t testing.TB, vmlinux []byte, textPhys, slide uint64, memSize int) []byte {
 	t.Helper()
 	f, err := elf.NewFile(bytesReader(vmlinux))
@@ -158,8 +160,22 @@ func guestImage(t testing.TB, vmlinux []byte, textPhys, slide uint64, memSize in
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := ro.Addr + uint64(tab.baseAt) - DefaultTextLink + textPhys
-	le.PutUint64(mem[at:], tab.relativeBase+slide)
+	phys := func(va uint64) uint64 { return va - DefaultTextLink + textPhys }
+	if tab.baseAt >= 0 {
+		le.PutUint64(mem[phys(ro.Addr+uint64(tab.baseAt)):], tab.relativeBase+slide)
+	}
+	// init_task.stack points at init_stack, relocated
+	p, err := FromVmlinux(vmlinux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, _ := p.Symbol("init_task")
+	stack, _ := p.Symbol("init_stack")
+	off, err := p.Offset("task_struct", "stack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	le.PutUint64(mem[phys(task+off):], stack+slide)
 	return mem
 }
 
@@ -225,4 +241,49 @@ func TestConcurrentLookups(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestEveryFixtureKernel decodes every committed kernel generation from
+// its vmlinuz and from a synthetic guest memory holding it (KASLR-slid),
+// and both must give the same profile.
+func TestEveryFixtureKernel(t *testing.T) {
+	dirs, _ := filepath.Glob("../../test/fixtures/linux-*-vmlinuz")
+	if len(dirs) == 0 {
+		t.Skip("no test/fixtures/linux-*-vmlinuz")
+	}
+	for _, d := range dirs {
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			rel, err := os.ReadFile(filepath.Join(d, "RELEASE"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(filepath.Join(d, "vmlinuz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vmlinux, err := ExtractVmlinux(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := FromVmlinux(vmlinux)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.Release() != strings.TrimSpace(string(rel)) || want.SymbolCount() < 50000 {
+				t.Errorf("release %q (%d symbols), RELEASE says %q", want.Release(), want.SymbolCount(), rel)
+			}
+			const textPhys, slide = 0x7200000, 0x2a400000
+			mem := guestImage(t, vmlinux, textPhys, slide, 200<<20)
+			got, info, err := FromMemory(image.NewBytes(mem), MemoryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(want) {
+				t.Errorf("memory profile %s differs from vmlinuz profile %s", got.Fingerprint(), want.Fingerprint())
+			}
+			if !info.SlideKnown || info.Slide != slide || info.TextPhys != textPhys {
+				t.Errorf("slide %#x (known %v), text phys %#x; want %#x, %#x", info.Slide, info.SlideKnown, info.TextPhys, slide, textPhys)
+			}
+		})
+	}
 }
