@@ -235,11 +235,11 @@ func findMarkers(b []byte, tableStart int) []markersCandidate {
 }
 
 // skipNames walks n length-prefixed names from start, checking every 256th
-// against the markers, and returns the end offset.
+// against the markers (if any), and returns the end offset.
 func skipNames(b []byte, start, n int, markers []uint64) (int, bool) {
 	p := start
 	for i := 0; i < n; i++ {
-		if i%256 == 0 && uint64(p-start) != markers[i/256] {
+		if markers != nil && i%256 == 0 && uint64(p-start) != markers[i/256] {
 			return 0, false
 		}
 		if p >= len(b) {

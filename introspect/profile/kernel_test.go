@@ -3,6 +3,7 @@ package profile
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,18 +258,7 @@ func TestEveryFixtureKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := os.ReadFile(filepath.Join(d, "vmlinuz"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			vmlinux, err := ExtractVmlinux(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := FromVmlinux(vmlinux)
-			if err != nil {
-				t.Fatal(err)
-			}
+			vmlinux, want := fixtureKernel(t, d)
 			if want.Release() != strings.TrimSpace(string(rel)) || want.SymbolCount() < 50000 {
 				t.Errorf("release %q (%d symbols), RELEASE says %q", want.Release(), want.SymbolCount(), rel)
 			}
@@ -286,4 +276,101 @@ func TestEveryFixtureKernel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// putVmcoreinfo writes, at physical address at, the VMCOREINFO text a
+// kernel laid out by guestImage would have: its kallsyms tables at their
+// runtime addresses, phys_base and KERNELOFFSET.
+func putVmcoreinfo(t testing.TB, mem []byte, at uint64, vmlinux []byte, textPhys, slide uint64) {
+	t.Helper()
+	f, err := elf.NewFile(bytesReader(vmlinux))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := f.Section(".rodata")
+	data, _ := ro.Data()
+	tab, err := decodeKallsyms(data, ro.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := func(off int) uint64 { return ro.Addr + uint64(off) + slide }
+	physBase := int64(textPhys - (DefaultTextLink + slide - KernelMapBase))
+	var b strings.Builder
+	fmt.Fprintf(&b, "OSRELEASE=x\nPAGESIZE=4096\nSYMBOL(kallsyms_names)=%x\nSYMBOL(kallsyms_num_syms)=%x\n", rt(tab.names), rt(tab.numSyms))
+	fmt.Fprintf(&b, "SYMBOL(kallsyms_token_table)=%x\nSYMBOL(kallsyms_token_index)=%x\n", rt(tab.tokenTable), rt(tab.tokenIndex))
+	if tab.kind == addrAbsolute {
+		fmt.Fprintf(&b, "SYMBOL(kallsyms_addresses)=%x\n", rt(tab.addrs))
+	} else {
+		fmt.Fprintf(&b, "SYMBOL(kallsyms_offsets)=%x\n", rt(tab.addrs))
+	}
+	if tab.baseAt >= 0 {
+		fmt.Fprintf(&b, "SYMBOL(kallsyms_relative_base)=%x\n", rt(tab.baseAt))
+	}
+	fmt.Fprintf(&b, "NUMBER(phys_base)=%d\nKERNELOFFSET=%x\n", physBase, slide)
+	copy(mem[at:], b.String())
+}
+
+// TestFromMemoryPrefersVmcoreinfo: with VMCOREINFO in memory (below the
+// kernel image, so the scan meets it first) the tables are read where it
+// says; a VMCOREINFO that points elsewhere is rejected and the signature
+// scan still finds them.
+func TestFromMemoryPrefersVmcoreinfo(t *testing.T) {
+	dirs, _ := filepath.Glob("../../test/fixtures/linux-*-vmlinuz")
+	if len(dirs) == 0 {
+		t.Skip("no test/fixtures/linux-*-vmlinuz")
+	}
+	for _, d := range dirs {
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			vmlinux, want := fixtureKernel(t, d)
+			const textPhys, slide = 0x9000000, 0x13e00000
+			mem := guestImage(t, vmlinux, textPhys, slide, 240<<20)
+			putVmcoreinfo(t, mem, 0x1234000, vmlinux, textPhys, slide)
+			got, info, err := FromMemory(image.NewBytes(mem), MemoryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Source != SourceVmcoreinfo || !got.Equal(want) || info.Slide != slide || info.TextPhys != textPhys {
+				t.Errorf("source %s, slide %#x, text %#x, same profile %v", info.Source, info.Slide, info.TextPhys, got.Equal(want))
+			}
+			// the same VMCOREINFO for a kernel 2 MiB further on
+			putVmcoreinfo(t, mem, 0x1234000, vmlinux, textPhys+imageAlign, slide)
+			got, info, err = FromMemory(image.NewBytes(mem), MemoryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Source != SourceScan || !got.Equal(want) || info.Slide != slide {
+				t.Errorf("wrong vmcoreinfo: source %s, slide %#x, same profile %v", info.Source, info.Slide, got.Equal(want))
+			}
+		})
+	}
+}
+
+var fixtureKernels sync.Map // dir -> *fixtureKernelEntry
+
+type fixtureKernelEntry struct {
+	once    sync.Once
+	vmlinux []byte
+	p       *Profile
+	err     error
+}
+
+// fixtureKernel unpacks and profiles test/fixtures/DIR/vmlinuz once per
+// test binary.
+func fixtureKernel(t testing.TB, dir string) ([]byte, *Profile) {
+	t.Helper()
+	v, _ := fixtureKernels.LoadOrStore(dir, &fixtureKernelEntry{})
+	e := v.(*fixtureKernelEntry)
+	e.once.Do(func() {
+		var raw []byte
+		if raw, e.err = os.ReadFile(filepath.Join(dir, "vmlinuz")); e.err != nil {
+			return
+		}
+		if e.vmlinux, e.err = ExtractVmlinux(raw); e.err == nil {
+			e.p, e.err = FromVmlinux(e.vmlinux)
+		}
+	})
+	if e.err != nil {
+		t.Fatalf("%s: %v", dir, e.err)
+	}
+	return e.vmlinux, e.p
 }

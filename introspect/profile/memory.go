@@ -39,12 +39,25 @@ type MemoryInfo struct {
 	// BTFPhys and BTFSize locate the vmlinux BTF blob.
 	BTFPhys uint64
 	BTFSize int
+	// Source says how the kallsyms tables were found.
+	Source KallsymsSource
 }
 
+// KallsymsSource is how FromMemory found the kallsyms tables.
+type KallsymsSource string
+
+const (
+	// SourceVmcoreinfo: where the guest's VMCOREINFO says they are.
+	SourceVmcoreinfo KallsymsSource = "vmcoreinfo"
+	// SourceScan: by the token table's signature.
+	SourceScan KallsymsSource = "scan"
+)
+
 // FromMemory builds the profile of the kernel running in a guest from its
-// physical memory alone: the kallsyms tables are found by scanning (the
-// scan stops at the first candidate that decodes and validates; a failure
-// names every candidate and why it was rejected), the image's physical placement by
+// physical memory alone: the kallsyms tables are found in one scan, where
+// the kernel's VMCOREINFO says they are or by their signature (the scan
+// stops at the first candidate that decodes and validates; a failure names
+// every candidate and why it was rejected), the image's physical placement by
 // checking that the BTF header sits where __start_BTF says and the banner
 // where linux_banner says, and the symbols are brought back to link
 // addresses. The result equals FromVmlinuz's on the same build.
@@ -54,7 +67,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		textLink = DefaultTextLink
 	}
 	var info MemoryInfo
-	ks, err := scanKallsyms(r, &info)
+	ks, err := scanKallsyms(r, textLink, &info)
 	if err != nil {
 		return nil, info, err
 	}
@@ -103,7 +116,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	if raw == nil {
 		return nil, info, fmt.Errorf("no btf blob where __start_BTF points: %w", ErrBTF)
 	}
-	if anchored {
+	if anchored && !info.SlideKnown {
 		info.Slide, info.SlideKnown = text-textLink, true
 	}
 	syms := make([]kallsym, len(ks.syms))
@@ -123,14 +136,32 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	return p, info, nil
 }
 
-// scanKallsyms decodes the first kallsyms tables found in physical memory.
-// The window around a candidate has no known virtual address, so 7.x's
-// entry-relative addresses come back unanchored.
-func scanKallsyms(r physmem.Reader, info *MemoryInfo) (*kallsymsTables, error) {
+// scanKallsyms decodes the first kallsyms tables found in one pass over
+// physical memory: where the kernel's VMCOREINFO says they are, or a token
+// table found by its signature. A scan window has no known virtual
+// address, so 7.x's entry-relative addresses found that way come back
+// unanchored; VMCOREINFO's come with their addresses and the slide.
+func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo) (*kallsymsTables, error) {
 	var ks *kallsymsTables
 	var rej rejections
 	unknownVA := func(int) (uint64, bool) { return 0, false }
-	physmem.Scan(r, kallsymsDigits, func(hit uint64) bool {
+	seen := map[string]bool{}
+	scanPatterns(r, [][]byte{vmcoreinfoKallsyms, kallsymsDigits}, func(i int, hit uint64) bool {
+		if i == 0 {
+			v := readVmcoreinfo(r, hit)
+			key := v["SYMBOL(kallsyms_token_table)"] + "/" + v["NUMBER(phys_base)"]
+			if seen[key] { // the note repeats the data page
+				return true
+			}
+			seen[key] = true
+			t, tokPhys, slide, err := kallsymsFromVmcoreinfo(r, v, textLink)
+			if err != nil {
+				rej.addf("vmcoreinfo at %#x: %v", hit, err)
+				return true
+			}
+			ks, info.KallsymsPhys, info.Slide, info.SlideKnown, info.Source = t, tokPhys, slide, true, SourceVmcoreinfo
+			return false
+		}
 		start := uint64(0)
 		if hit > kallsymsBefore {
 			start = (hit - kallsymsBefore) &^ 4095
@@ -142,7 +173,7 @@ func scanKallsyms(r physmem.Reader, info *MemoryInfo) (*kallsymsTables, error) {
 			rej.add(hit, err)
 			return true
 		}
-		ks, info.KallsymsPhys = t, start+uint64(t.tokenTable)
+		ks, info.KallsymsPhys, info.Source = t, start+uint64(t.tokenTable), SourceScan
 		return false
 	})
 	if ks == nil {

@@ -15,6 +15,10 @@ func (r *rejections) add(at uint64, err error) {
 	r.list = append(r.list, fmt.Sprintf("token table candidate at %#x: %v", at, err))
 }
 
+func (r *rejections) addf(format string, args ...any) {
+	r.list = append(r.list, fmt.Sprintf(format, args...))
+}
+
 // err reports the failure to find kallsyms in where.
 func (r *rejections) err(where string) error {
 	if len(r.list) == 0 {
