@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +25,58 @@ import (
 // walkers read from memory must equal what the guest itself reported.
 
 const fixtureVmlinuz = "fixtures/linux-6.1-vmlinuz/vmlinuz"
+
+// fixtureGen is one kernel generation's fixtures: a clean dump, an attack
+// dump where the test rootkit builds for that kernel, and the vmlinuz.
+type fixtureGen struct {
+	gen     string // "6.1", "6.12", "7.x", "6.1-la57"
+	clean   string
+	attack  string // "" if none
+	vmlinuz string
+}
+
+// fixtureGens lists the committed generations (linux-GEN-clean), 6.1 first.
+func fixtureGens(tb testing.TB) []fixtureGen {
+	tb.Helper()
+	dirs, _ := filepath.Glob(filepath.Join("fixtures", "linux-*-clean"))
+	if len(dirs) == 0 {
+		tb.Skip("no fixtures in test/fixtures: run make fixtures")
+	}
+	var out []fixtureGen
+	for _, d := range dirs {
+		name := filepath.Base(d)
+		gen := strings.TrimSuffix(strings.TrimPrefix(name, "linux-"), "-clean")
+		g := fixtureGen{gen: gen, clean: name,
+			vmlinuz: fixturePath("linux-"+strings.TrimSuffix(gen, "-la57")+"-vmlinuz", "vmlinuz")}
+		if _, err := os.Stat(fixturePath("linux-"+gen+"-attack", "truth.json")); err == nil {
+			g.attack = "linux-" + gen + "-attack"
+		}
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].gen == "6.1" || out[i].gen < out[j].gen && out[j].gen != "6.1" })
+	return out
+}
+
+// fixtureNames lists every fixture dump (clean and attack) of every generation.
+func fixtureNames(tb testing.TB) []string {
+	var out []string
+	for _, g := range fixtureGens(tb) {
+		out = append(out, g.clean)
+		if g.attack != "" {
+			out = append(out, g.attack)
+		}
+	}
+	return out
+}
+
+// vmlinuzOf is the kernel image of fixture name's generation.
+func vmlinuzOf(name string) string {
+	gen := strings.TrimPrefix(name, "linux-")
+	for _, suffix := range []string{"-clean", "-attack"} {
+		gen = strings.TrimSuffix(gen, suffix)
+	}
+	return fixturePath("linux-"+strings.TrimSuffix(gen, "-la57")+"-vmlinuz", "vmlinuz")
+}
 
 // fixtureTruth is the part of truth.json these tests compare with.
 type fixtureTruth struct {
@@ -104,12 +158,18 @@ func fixtureProfile(tb testing.TB, f *fixture, level int) *profile.Profile {
 	var err error
 	switch level {
 	case 1:
-		if _, serr := os.Stat(fixtureVmlinuz); errors.Is(serr, os.ErrNotExist) {
-			tb.Skipf("fixture not present (%s): run make fixtures", fixtureVmlinuz)
+		vmlinuz := vmlinuzOf(f.name)
+		if _, serr := os.Stat(vmlinuz); errors.Is(serr, os.ErrNotExist) {
+			tb.Skipf("fixture not present (%s): run make fixtures", vmlinuz)
 		}
-		p, err = profile.FromVmlinuz(fixtureVmlinuz)
+		p, err = profile.FromVmlinuz(vmlinuz)
 	default:
-		p, _, err = profile.FromMemory(f.img, profile.MemoryOptions{})
+		var info profile.MemoryInfo
+		p, info, err = profile.FromMemory(f.img, profile.MemoryOptions{})
+		if err == nil && info.Source != profile.SourceVmcoreinfo {
+			// every Debian kernel since 6.0 names its kallsyms in VMCOREINFO
+			tb.Errorf("%s: kallsyms found by %s, not where VMCOREINFO says", f.name, info.Source)
+		}
 	}
 	if err != nil {
 		tb.Fatalf("%s level %d profile: %v", f.name, level, err)
@@ -155,7 +215,7 @@ func hiddenByAttack(f *fixture, pid, tgid int) bool {
 }
 
 func TestFixturePs(t *testing.T) {
-	for _, name := range []string{"linux-6.1-clean", "linux-6.1-attack"} {
+	for _, name := range fixtureNames(t) {
 		for _, level := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/level%d", name, level), func(t *testing.T) {
 				f, k := fixtureKernel(t, name, level)
@@ -193,7 +253,7 @@ func TestFixturePs(t *testing.T) {
 }
 
 func TestFixtureLsmod(t *testing.T) {
-	for _, name := range []string{"linux-6.1-clean", "linux-6.1-attack"} {
+	for _, name := range fixtureNames(t) {
 		t.Run(name, func(t *testing.T) {
 			f, k := fixtureKernel(t, name, 2)
 			mods, err := linux.Modules(k, linux.Options{})
@@ -219,100 +279,122 @@ func TestFixtureLsmod(t *testing.T) {
 }
 
 func TestFixtureChecksClean(t *testing.T) {
-	for _, level := range []int{1, 2} {
-		t.Run(fmt.Sprint("level", level), func(t *testing.T) {
-			_, k := fixtureKernel(t, "linux-6.1-clean", level)
-			rep, err := linux.CheckSyscalls(k, linux.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rep.Hooks) != 0 || rep.Entries != linux.DefaultSyscalls {
-				t.Errorf("clean guest: %d entries, hooks %+v; want %d entries, none", rep.Entries, rep.Hooks, linux.DefaultSyscalls)
-			}
-			hid, err := linux.HiddenTasks(k, linux.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(hid.Hidden) != 0 || hid.InIDR == 0 {
-				t.Errorf("clean guest: %d in the IDR, hidden %+v; want none hidden", hid.InIDR, hid.Hidden)
-			}
-		})
+	for _, g := range fixtureGens(t) {
+		for _, level := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/level%d", g.clean, level), func(t *testing.T) {
+				checkClean(t, g.clean, level)
+			})
+		}
+	}
+}
+
+func checkClean(t *testing.T, name string, level int) {
+	_, k := fixtureKernel(t, name, level)
+	rep, err := linux.CheckSyscalls(k, linux.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Hooks) != 0 || rep.Entries != linux.DefaultSyscalls {
+		t.Errorf("clean guest: %d entries, hooks %+v; want %d entries, none", rep.Entries, rep.Hooks, linux.DefaultSyscalls)
+	}
+	hid, err := linux.HiddenTasks(k, linux.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hid.Hidden) != 0 || hid.InIDR == 0 {
+		t.Errorf("clean guest: %d in the IDR, hidden %+v; want none hidden", hid.InIDR, hid.Hidden)
 	}
 }
 
 func TestFixtureChecksAttack(t *testing.T) {
-	for _, level := range []int{1, 2} {
-		t.Run(fmt.Sprint("level", level), func(t *testing.T) {
-			f, k := fixtureKernel(t, "linux-6.1-attack", level)
-			a := f.truth.Attack
-			if a == nil {
-				t.Fatal("attack fixture's truth.json has no attack")
-			}
-			hid, err := linux.HiddenTasks(k, linux.Options{})
+	for _, g := range fixtureGens(t) {
+		if g.attack == "" {
+			continue
+		}
+		for _, level := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/level%d", g.attack, level), func(t *testing.T) {
+				checkAttack(t, g.attack, level)
+			})
+		}
+	}
+}
+
+func checkAttack(t *testing.T, name string, level int) {
+	f, k := fixtureKernel(t, name, level)
+	a := f.truth.Attack
+	if a == nil {
+		t.Fatal("attack fixture's truth.json has no attack")
+	}
+	hid, err := linux.HiddenTasks(k, linux.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hid.Hidden) == 0 || int(hid.Hidden[0].PID) != a.HiddenPID || hid.Hidden[0].Comm != a.HiddenComm {
+		t.Errorf("hidden %+v; want pid %d %q", hid.Hidden, a.HiddenPID, a.HiddenComm)
+	}
+	for _, h := range hid.Hidden {
+		if int(h.TGID) != a.HiddenPID {
+			t.Errorf("task %d (tgid %d) reported hidden, not of the hidden process", h.PID, h.TGID)
+		}
+	}
+	rep, err := linux.CheckSyscalls(k, linux.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Hooks) != 1 || rep.Hooks[0].NR != a.HookedSyscallNr || rep.Hooks[0].Module != a.Module {
+		t.Errorf("hooks %+v; want nr %d owned by %s", rep.Hooks, a.HookedSyscallNr, a.Module)
+	}
+}
+
+// TestFixtureKernelText records each clean guest's text hashes and
+// compares the same boot's later (attacked) state with them: the baseline
+// must be accepted as the same boot, and the clean guest must match itself.
+func TestFixtureKernelText(t *testing.T) {
+	for _, g := range fixtureGens(t) {
+		t.Run(g.gen, func(t *testing.T) {
+			_, clean := fixtureKernel(t, g.clean, 1)
+			base, err := linux.HashText(clean)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(hid.Hidden) == 0 || int(hid.Hidden[0].PID) != a.HiddenPID || hid.Hidden[0].Comm != a.HiddenComm {
-				t.Errorf("hidden %+v; want pid %d %q", hid.Hidden, a.HiddenPID, a.HiddenComm)
+			if len(base.Pages) < 256 {
+				t.Fatalf("%d kernel text pages: implausibly few", len(base.Pages))
 			}
-			for _, h := range hid.Hidden {
-				if int(h.TGID) != a.HiddenPID {
-					t.Errorf("task %d (tgid %d) reported hidden, not of the hidden process", h.PID, h.TGID)
-				}
+			again, _ := linux.HashText(clean)
+			if ch, err := linux.CompareText(base, again); err != nil || len(ch) != 0 {
+				t.Fatalf("clean vs itself: changes %v, err %v", ch, err)
 			}
-			rep, err := linux.CheckSyscalls(k, linux.Options{})
+			if g.attack == "" {
+				return
+			}
+			_, attacked := fixtureKernel(t, g.attack, 1)
+			later, err := linux.HashText(attacked)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rep.Hooks) != 1 || rep.Hooks[0].NR != a.HookedSyscallNr || rep.Hooks[0].Module != a.Module {
-				t.Errorf("hooks %+v; want nr %d owned by %s", rep.Hooks, a.HookedSyscallNr, a.Module)
+			ch, err := linux.CompareText(base, later)
+			if err != nil {
+				t.Fatalf("same boot refused: %v", err)
 			}
+			// The rootkit patches no text; static keys and kprobes the module
+			// load toggled may legitimately have.
+			t.Logf("%d of %d text pages differ between the clean and attacked states", len(ch), len(base.Pages))
 		})
 	}
 }
 
-// TestFixtureKernelText records the clean guest's text hashes and compares
-// the same boot's later (attacked) state with them: the baseline must be
-// accepted as the same boot, and the clean guest must match itself.
-func TestFixtureKernelText(t *testing.T) {
-	_, clean := fixtureKernel(t, "linux-6.1-clean", 1)
-	_, attacked := fixtureKernel(t, "linux-6.1-attack", 1)
-	base, err := linux.HashText(clean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(base.Pages) < 256 {
-		t.Fatalf("%d kernel text pages: implausibly few", len(base.Pages))
-	}
-	again, _ := linux.HashText(clean)
-	if ch, err := linux.CompareText(base, again); err != nil || len(ch) != 0 {
-		t.Fatalf("clean vs itself: changes %v, err %v", ch, err)
-	}
-	later, err := linux.HashText(attacked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := linux.CompareText(base, later)
-	if err != nil {
-		t.Fatalf("same boot refused: %v", err)
-	}
-	// The rootkit patches no text; static keys and kprobes the module load
-	// toggled may legitimately have.
-	t.Logf("%d of %d text pages differ between the clean and attacked states", len(ch), len(base.Pages))
-}
-
-// TestFixtureCLI runs the built vmemtrans: ps --json's shape, and the check
-// commands' exit codes (0 clean, 2 findings).
+// TestFixtureCLI runs the built vmemtrans on every generation, from memory
+// alone and with --vmlinuz: ps --json's shape, and the commands' exit
+// codes (0 clean, 2 findings).
 func TestFixtureCLI(t *testing.T) {
-	loadFixture(t, "linux-6.1-clean")
-	loadFixture(t, "linux-6.1-attack")
+	gens := fixtureGens(t)
 	bin := filepath.Join(t.TempDir(), "vmemtrans")
 	build := exec.Command("go", "build", "-o", bin, "../cmd/vmemtrans")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	run := func(args ...string) ([]byte, int) {
+	run := func(t *testing.T, args ...string) ([]byte, int) {
 		cmd := exec.Command(bin, args...)
 		out, err := cmd.Output()
 		var ee *exec.ExitError
@@ -324,36 +406,53 @@ func TestFixtureCLI(t *testing.T) {
 		}
 		return out, 0
 	}
-	img := fixturePath("linux-6.1-clean", "memory.elf.zst")
-	out, code := run("ps", "--json", "--image", img, "--vmlinuz", fixtureVmlinuz)
-	if code != 0 {
-		t.Fatalf("ps exit %d: %s", code, out)
-	}
-	var rows []map[string]any
-	if err := json.Unmarshal(out, &rows); err != nil || len(rows) < 2 {
-		t.Fatalf("ps --json: %v, %d rows", err, len(rows))
-	}
-	for _, key := range []string{"pid", "tgid", "ppid", "uid", "comm", "task"} {
-		if _, ok := rows[1][key]; !ok {
-			t.Errorf("ps --json row lacks %q: %v", key, rows[1])
+	for _, g := range gens {
+		for _, withVmlinuz := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/vmlinuz=%v", g.gen, withVmlinuz), func(t *testing.T) {
+				src := func(name string) []string {
+					a := []string{"--image", fixturePath(name, "memory.elf.zst")}
+					if withVmlinuz {
+						a = append(a, "--vmlinuz", g.vmlinuz)
+					}
+					return a
+				}
+				out, code := run(t, append([]string{"ps", "--json", "--threads"}, src(g.clean)...)...)
+				if code != 0 {
+					t.Fatalf("ps exit %d: %s", code, out)
+				}
+				var rows []map[string]any
+				if err := json.Unmarshal(out, &rows); err != nil || len(rows) < 2 {
+					t.Fatalf("ps --json: %v, %d rows", err, len(rows))
+				}
+				for _, key := range []string{"pid", "tgid", "ppid", "uid", "comm", "task"} {
+					if _, ok := rows[1][key]; !ok {
+						t.Errorf("ps --json row lacks %q: %v", key, rows[1])
+					}
+				}
+				if rows[1]["comm"] == "" || rows[0]["comm"] != "swapper/0" {
+					t.Errorf("first rows %v %v", rows[0], rows[1])
+				}
+				for _, c := range [][]string{{"lsmod"}, {"check", "syscalls"}, {"check", "hidden-tasks"},
+					{"check", "kernel-text", "--record", filepath.Join(t.TempDir(), "text.json")}} {
+					if out, code = run(t, append(c, src(g.clean)...)...); code != 0 {
+						t.Errorf("%v on the clean guest: exit %d\n%s", c, code, out)
+					}
+				}
+				if g.attack == "" {
+					return
+				}
+				if out, code = run(t, append([]string{"check", "hidden-tasks"}, src(g.attack)...)...); code != 2 {
+					t.Errorf("check hidden-tasks on the attacked guest: exit %d, want 2\n%s", code, out)
+				}
+				if out, code = run(t, append([]string{"check", "syscalls", "--json"}, src(g.attack)...)...); code != 2 {
+					t.Errorf("check syscalls on the attacked guest: exit %d, want 2\n%s", code, out)
+				}
+				var rep linux.SyscallReport
+				if err := json.Unmarshal(out, &rep); err != nil || len(rep.Hooks) != 1 {
+					t.Errorf("check syscalls --json: %v %+v", err, rep)
+				}
+			})
 		}
-	}
-	if rows[1]["comm"] == "" || rows[0]["comm"] != "swapper/0" {
-		t.Errorf("first rows %v %v", rows[0], rows[1])
-	}
-	if out, code = run("check", "syscalls", "--image", img, "--vmlinuz", fixtureVmlinuz); code != 0 {
-		t.Errorf("check syscalls on the clean guest: exit %d\n%s", code, out)
-	}
-	bad := fixturePath("linux-6.1-attack", "memory.elf.zst")
-	if out, code = run("check", "hidden-tasks", "--image", bad, "--vmlinuz", fixtureVmlinuz); code != 2 {
-		t.Errorf("check hidden-tasks on the attacked guest: exit %d, want 2\n%s", code, out)
-	}
-	if out, code = run("check", "syscalls", "--json", "--image", bad, "--vmlinuz", fixtureVmlinuz); code != 2 {
-		t.Errorf("check syscalls on the attacked guest: exit %d, want 2\n%s", code, out)
-	}
-	var rep linux.SyscallReport
-	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Hooks) != 1 {
-		t.Errorf("check syscalls --json: %v %+v", err, rep)
 	}
 }
 
