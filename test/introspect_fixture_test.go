@@ -16,6 +16,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/kernel"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
+	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
 )
@@ -598,6 +599,38 @@ func BenchmarkFixturePsCold(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(profTime.Milliseconds())/float64(b.N), "profile-ms/op")
+		})
+	}
+}
+
+// TestFixturePagingMode: the LA57 guest's dump says 5-level paging (CR4)
+// and the kernel is walked with 5 levels, also when found without the
+// registers (scan, both depths tried); every other guest uses 4.
+func TestFixturePagingMode(t *testing.T) {
+	for _, g := range fixtureGens(t) {
+		t.Run(g.gen, func(t *testing.T) {
+			want := paging.FourLevel
+			if strings.HasSuffix(g.gen, "-la57") {
+				want = paging.FiveLevel
+			}
+			f, k := fixtureKernel(t, g.clean, 2)
+			cpus := f.img.CPUs()
+			if len(cpus) == 0 || !cpus[0].HasControl {
+				t.Fatal("dump carries no control registers")
+			}
+			if m := paging.ModeFromCR4(cpus[0].CR4); m != want {
+				t.Errorf("CR4 %#x gives %d-level paging, want %d", cpus[0].CR4, m, want)
+			}
+			if m := k.Translator().Mode(); m != want {
+				t.Errorf("bound with %d-level paging, want %d", m, want)
+			}
+			scanned, err := kernel.New(f.img, k.Profile(), kernel.Options{NoCPUState: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := scanned.Translator().Mode(); m != want || scanned.Slide() != k.Slide() {
+				t.Errorf("without registers: %d-level, slide %#x; want %d, %#x", m, scanned.Slide(), want, k.Slide())
+			}
 		})
 	}
 }
