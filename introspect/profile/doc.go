@@ -13,9 +13,20 @@
 //     __ksymtab_gpl entries), types from the .BTF section, the release from
 //     linux_banner.
 //   - FromMemory finds the same kallsyms tables and BTF blob in guest
-//     physical memory (the kernel image is physically contiguous). Symbols
-//     there are already relocated; they are brought back to link addresses
-//     and the virtual KASLR slide that was removed is reported.
+//     physical memory (the kernel image is physically contiguous): where the
+//     guest's VMCOREINFO says they are (Linux 6.0+), else by the token
+//     table's signature, whichever one scan meets first. Symbols there are
+//     already relocated; they are brought back to link addresses and the
+//     virtual KASLR slide that was removed is reported.
+//
+// Every kallsyms layout the kernel has used decodes: absolute addresses,
+// base-relative offsets (with or without absolute per-CPU symbols, before
+// kallsyms_num_syms up to 6.3 or after the token index from 6.4), and 7.x's
+// entry-relative offsets with 4-byte-aligned tables. A decode is accepted
+// only if it holds thousands of printable typed names with sorted
+// addresses, _text < _end within one image, and (from a vmlinux) agrees
+// with __ksymtab; when none is, the error names every candidate and why it
+// was rejected.
 //
 // Symbol addresses in a Profile are link-time (unslid) virtual addresses.
 // Per-CPU symbols are absolute offsets (below KernelMapBase) and are never
