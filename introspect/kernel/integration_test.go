@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/introspect/image"
@@ -64,10 +66,7 @@ func TestIntegrationRealGuest(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer img.Close()
-			_, fromFile := realKernel(t)
-			if fromFile.Release() != tr.KernelRelease {
-				t.Skipf("kernel image is %s, the dump runs %s", fromFile.Release(), tr.KernelRelease)
-			}
+			fromFile := fixtureKernelFor(t, tr.KernelRelease)
 			fromMem, info, err := profile.FromMemory(img, profile.MemoryOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -166,4 +165,35 @@ func BenchmarkRealGuestScan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+var (
+	releaseMu       sync.Mutex
+	releaseProfiles = map[string]*profile.Profile{}
+)
+
+// fixtureKernelFor profiles the committed vmlinuz (test/fixtures/*-vmlinuz)
+// whose RELEASE is release.
+func fixtureKernelFor(t *testing.T, release string) *profile.Profile {
+	t.Helper()
+	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	if p, ok := releaseProfiles[release]; ok {
+		return p
+	}
+	dirs, _ := filepath.Glob("../../test/fixtures/*-vmlinuz")
+	for _, d := range dirs {
+		rel, err := os.ReadFile(filepath.Join(d, "RELEASE"))
+		if err != nil || strings.TrimSpace(string(rel)) != release {
+			continue
+		}
+		p, err := profile.FromVmlinuz(filepath.Join(d, "vmlinuz"))
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		releaseProfiles[release] = p
+		return p
+	}
+	t.Fatalf("no test/fixtures/*-vmlinuz of release %s", release)
+	return nil
 }
