@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
@@ -126,6 +127,9 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		}
 		syms[i] = s
 	}
+	if err := checkKsymtabInMemory(r, info.TextPhys, syms); err != nil {
+		return nil, info, err
+	}
 	p, err := newProfile(release, syms, raw)
 	if err != nil {
 		return nil, info, err
@@ -198,3 +202,58 @@ func slideFromInitTask(r physmem.Reader, p *Profile, textPhys, textLink uint64) 
 	}
 	return slide, true
 }
+
+// checkKsymtabInMemory cross-checks the decoded symbols (link addresses)
+// with the kernel's own export table in the image at textPhys, as
+// FromVmlinux does with the file's: __ksymtab (and, before 6.x merged it,
+// __ksymtab_gpl) entries are PREL32 {value, name, namespace} offsets,
+// position-independent, so link addresses work. Kernels whose kallsyms
+// lack the section bounds are not checked.
+func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, syms []kallsym) error {
+	at := map[string]uint64{}
+	for _, s := range syms {
+		switch s.name {
+		case "_text", "__start___ksymtab", "__stop___ksymtab", "__start___ksymtab_gpl", "__stop___ksymtab_gpl":
+			if _, dup := at[s.name]; !dup {
+				at[s.name] = s.addr
+			}
+		}
+	}
+	text := at["_text"]
+	phys := func(va uint64) uint64 { return textPhys + va - text }
+	type entry struct{ val, name uint64 }
+	var ents []entry
+	lo, hi := ^uint64(0), uint64(0)
+	for _, sec := range []string{"__ksymtab", "__ksymtab_gpl"} {
+		start, stop := at["__start_"+sec], at["__stop_"+sec]
+		if start == 0 || stop <= start || stop-start > 16<<20 {
+			continue
+		}
+		d := readPhysLenient(r, phys(start), int(stop-start))
+		for i := 0; i+12 <= len(d); i += 12 {
+			ent := start + uint64(i)
+			e := entry{ent + uint64(int64(int32(le.Uint32(d[i:])))), ent + 4 + uint64(int64(int32(le.Uint32(d[i+4:]))))}
+			ents = append(ents, e)
+			lo, hi = min(lo, e.name), max(hi, e.name)
+		}
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	// the names sit together in __ksymtab_strings
+	if hi-lo > 16<<20 || lo < text {
+		return fmt.Errorf("__ksymtab names spread over %#x-%#x: %w", lo, hi, ErrMismatch)
+	}
+	strs := readPhysLenient(r, phys(lo), int(hi-lo)+ksymNameMax)
+	exported := map[string]uint64{}
+	for _, e := range ents {
+		n := strs[e.name-lo:]
+		if j := bytes.IndexByte(n, 0); j > 0 {
+			exported[string(n[:j])] = e.val
+		}
+	}
+	return checkAgainstKsymtab(syms, exported)
+}
+
+// ksymNameMax is KSYM_NAME_LEN, the longest symbol name.
+const ksymNameMax = 512
