@@ -88,6 +88,10 @@ LIVE=$HERE/live/live-introspect.sh
 # its own workdir inside ours; the .deb cache is shared, not fetched twice
 mkdir -p "$W/live"; [ -e "$W/live/debs" ] || ln -s "$W/debs" "$W/live/debs"
 if timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host" "$W/live"; then ok live_introspect; else ko "live_introspect rc=$?"; fi
-phase live "$T"
+phase live "$T"; T=$(now)
+# the same against Debian's current 7.x kernel (trixie-backports): newer kallsyms layout
+mkdir -p "$W/live-7"
+if LIVE_KERNEL=7 timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host" "$W/live-7"; then ok live_introspect_7; else ko "live_introspect_7 rc=$?"; fi
+phase live-7 "$T"
 
 finish

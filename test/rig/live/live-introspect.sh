@@ -1,6 +1,6 @@
 #!/bin/bash
 # live-introspect.sh VMEMTRANS_BIN [WORKDIR] [ROUNDS]
-# Boots the fixture guest (Debian 6.1, KASLR on, TCG) with its RAM in a file on
+# Boots the fixture guest (Debian 6.1, or $LIVE_KERNEL's generation; KASLR on, TCG) with its RAM in a file on
 # /dev/shm (memory-backend-file, share=on) and QMP, then ROUNDS times (default 2):
 # asks the guest for a fresh process list on the serial console, runs
 #   VMEMTRANS_BIN ps --json --qmp SOCK --mem-path FILE
@@ -12,6 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../../.." && pwd); FIX=$RE
 BIN=$(readlink -f "${1:?usage: live-introspect.sh VMEMTRANS_BIN [WORKDIR] [ROUNDS]}")
 W=${2:-/tmp/vmt-live}; ROUNDS=${3:-2}; mkdir -p "$W"; W=$(readlink -f "$W"); cd "$W"
 RAM_MIB=${LIVE_RAM_MIB:-256}
+GEN=${LIVE_KERNEL:-6.1}   # kernel generation: 6.1, 6.12 or 7 (see test/rig/lib/fetch-kernel.sh)
 PASS=0; FAIL=0
 ok() { PASS=$((PASS+1)); echo "live: PASS $1"; }
 ko() { FAIL=$((FAIL+1)); echo "live: FAIL $1"; }
@@ -25,9 +26,15 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends $need >/dev/null
 fi
 apt-cache show linux-image-amd64 >/dev/null 2>&1 || timeout 300 apt-get update -q >/dev/null
-out=$(bash "$REPO/test/rig/lib/fetch-debs.sh" "$W/debs" "$W/stage" 2>"$W/fetch.log") || { ko "fetch kernel (see $W/fetch.log)"; finish; }
-KREL=${out##*KREL=}
-rm -rf kstage && mkdir kstage && dpkg -x debs/linux-image-"$KREL"_*.deb kstage
+if [ "$GEN" = 6.1 ]; then
+  out=$(bash "$REPO/test/rig/lib/fetch-debs.sh" "$W/debs" "$W/stage" 2>"$W/fetch.log") || { ko "fetch kernel (see $W/fetch.log)"; finish; }
+  KREL=${out##*KREL=}
+  rm -rf kstage && mkdir kstage && dpkg -x debs/linux-image-"$KREL"_*.deb kstage
+else # a newer generation from its backports suite (a private apt dir; unpacks into kstage)
+  out=$(bash "$REPO/test/rig/lib/fetch-kernel.sh" "$GEN" "$W" 2>"$W/fetch.log") || { ko "fetch $GEN kernel (see $W/fetch.log)"; finish; }
+  out=${out##*KREL=}; KREL=${out%% KVER=*}
+fi
+echo "live: kernel $KREL"
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$W/fixturetool" ./test/rig/fixture/fixturetool &&
   CGO_ENABLED=0 go build -trimpath -o "$W/vmt_threads" ./test/rig/fixture/threads) || { ko "go build helpers"; finish; }
 RIG_MODULES="veth vsock_loopback dummy" bash "$REPO/test/rig/lib/mkinitrd.sh" kstage initrd.gz "$FIX/init" vmt_threads >/dev/null ||
