@@ -47,7 +47,7 @@ timeout 900 qemu-system-x86_64 -accel tcg -m "${RAM_MIB}M" -smp 1 -vga none -nog
   -object memory-backend-file,id=mem,size="${RAM_MIB}M",mem-path="$MEM",share=on -machine pc,memory-backend=mem \
   -qmp unix:"$QMP",server=on,wait=off -chardev socket,id=ctl,path="$CTL",server=on,wait=off \
   -serial mon:stdio -serial chardev:ctl \
-  -kernel vmlinuz -initrd initrd.gz -append "console=ttyS0 panic=-1 quiet loglevel=3 vmt.mode=live" \
+  -kernel vmlinuz -initrd initrd.gz -append "console=ttyS0 panic=-1 quiet loglevel=3 no_timer_check vmt.mode=live" \
   </dev/null >"$LOG" 2>&1 &
 QPID=$!
 trap 'kill $QPID 2>/dev/null; wait $QPID 2>/dev/null; rm -f "$MEM"' EXIT
