@@ -13,6 +13,7 @@ BIN=$(readlink -f "${1:?usage: live-introspect.sh VMEMTRANS_BIN [WORKDIR] [ROUND
 W=${2:-/tmp/vmt-live}; ROUNDS=${3:-2}; mkdir -p "$W"; W=$(readlink -f "$W"); cd "$W"
 RAM_MIB=${LIVE_RAM_MIB:-256}
 GEN=${LIVE_KERNEL:-6.1}   # kernel generation: 6.1, 6.12 or 7 (see test/rig/lib/fetch-kernel.sh)
+CPU=${LIVE_CPU:-qemu64}   # qemu64,+la57: 5-level paging
 PASS=0; FAIL=0
 ok() { PASS=$((PASS+1)); echo "live: PASS $1"; }
 ko() { FAIL=$((FAIL+1)); echo "live: FAIL $1"; }
@@ -43,7 +44,7 @@ cp kstage/boot/vmlinuz-"$KREL" vmlinuz
 
 MEM=/dev/shm/vmt-live-$$; QMP=$W/qmp.sock; CTL=$W/ctl.sock; LOG=$W/serial.log
 rm -f "$MEM" "$QMP" "$CTL" "$LOG"
-timeout 900 qemu-system-x86_64 -accel tcg -m "${RAM_MIB}M" -smp 1 -vga none -nographic -no-reboot -nic none \
+timeout 900 qemu-system-x86_64 -accel tcg -cpu "$CPU" -m "${RAM_MIB}M" -smp 1 -vga none -nographic -no-reboot -nic none \
   -object memory-backend-file,id=mem,size="${RAM_MIB}M",mem-path="$MEM",share=on -machine pc,memory-backend=mem \
   -qmp unix:"$QMP",server=on,wait=off -chardev socket,id=ctl,path="$CTL",server=on,wait=off \
   -serial mon:stdio -serial chardev:ctl \
