@@ -35,9 +35,10 @@ type fetchScratch struct {
 // fetch reads the remote entries js straight from their sub-hosts: one
 // transport batch per sub-host, concurrently when there are several, and a
 // page wanted twice is fetched once. A page wanted whole lands in the
-// caller's buffer; others go through a scratch page. With keep, every page
-// goes through a scratch page, recorded for the cache once the read is
-// verified.
+// caller's buffer; others go through a scratch page. With keep, each
+// fetched page is also recorded for the cache, which copies it from there
+// once the read is verified (still within this call, so a caller's buffer
+// is as good a source as a scratch page, and costs no allocation).
 func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 	fs := &b.fetch
 	for i := range fs.groups {
@@ -71,7 +72,7 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 			continue
 		}
 		p := &b.pieces[b.cur[j]]
-		direct := !keep && p.off == 0 && len(p.dst) == PageSize
+		direct := p.off == 0 && len(p.dst) == PageSize
 		buf := p.dst
 		if !direct {
 			buf = getPage()
