@@ -87,7 +87,8 @@ check_ratio() {
 # (d) a split-memory VM read by an IDS over RDMA: the bundled guest split by
 # the runtime onto a sub-host reached over rxe0; ps through proxy paging (the
 # IDS also reaches the sub-host over rxe0) must equal ps of the unsplit image
-wait_for() { for i in $(seq 1 600); do [ -e "$1" ] && return 0; sleep 0.2; done; return 1; }
+# the runtime binds its socket first and prints its info once it serves
+wait_for() { for i in $(seq 1 1500); do [ -s "$1" ] && return 0; sleep 0.2; done; return 1; }
 check_split() {
   mkdir -p /tmp/sub2
   timeout 30 vmemtrans subhost keys add rig-vm --state-dir /tmp/sub2 > /dev/null
@@ -99,7 +100,7 @@ check_split() {
     --vm rig-vm --resident 25 --socket /tmp/vm.sock --rdma rxe0 --json > /tmp/mainhost.json 2>/tmp/mainhost.log &
   mp=$!
   rc=1
-  if wait_for /tmp/vm.sock; then
+  if wait_for /tmp/mainhost.json; then
     timeout 600 vmemtrans ps --vm /tmp/vm.sock --method proxy --rdma rxe0 --log-level info --json > /tmp/ps-split.json 2>/tmp/ps-split.log
     r1=$?
     timeout 300 vmemtrans ps --image /usr/bin/memory.elf.zst --json > /tmp/ps-unsplit.json 2>/tmp/ps-unsplit.log
@@ -107,6 +108,7 @@ check_split() {
     n=$(grep -c '"pid"' /tmp/ps-split.json)
     echo "RIG-SPLIT ps by proxy paging over rdma: rc=$r1, $n tasks; unsplit rc=$r2, $(grep -c '"pid"' /tmp/ps-unsplit.json) tasks"
     grep -E 'transport|rdma' /tmp/ps-split.log | tail -3
+    [ $r1 = 0 ] || tail -5 /tmp/ps-split.log
     if [ $r1 = 0 ] && [ $r2 = 0 ] && [ "$n" -gt 10 ] && cmp -s /tmp/ps-split.json /tmp/ps-unsplit.json &&
        grep -E '"transports": ?\[ ?"rdma"' /tmp/mainhost.json >/dev/null && grep -E 'rdma' /tmp/ps-split.log >/dev/null; then
       rc=0
