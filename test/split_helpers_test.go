@@ -10,8 +10,6 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/fabric/control"
 	"github.com/vmemtrans/vmemtrans/fabric/control/controltest"
-	"github.com/vmemtrans/vmemtrans/introspect/image"
-	"github.com/vmemtrans/vmemtrans/introspect/linux"
 	"github.com/vmemtrans/vmemtrans/kvmhost"
 	"github.com/vmemtrans/vmemtrans/tcpfallback"
 )
@@ -30,29 +28,21 @@ type splitFixture struct {
 
 const splitVM = "split-test-vm"
 
-func layoutOf(img *image.Image) []fabric.PhysRange {
-	var out []fabric.PhysRange
-	for _, e := range img.Extents() {
-		out = append(out, fabric.PhysRange{Start: e.Start &^ (fabric.PageSize - 1), End: (e.End + fabric.PageSize - 1) &^ (fabric.PageSize - 1)})
-	}
-	return out
-}
-
 // startSplit splits fixture name over n sub-hosts with pct resident and
 // the workload configured by wl (its WritableGFNs are the guest's free
 // pages). Everything stops when the test ends.
 func startSplit(t *testing.T, name string, n, pct int, wl kvmhost.WorkloadConfig) *splitFixture {
 	t.Helper()
 	f, k := fixtureKernel(t, name, 2)
-	s := &splitFixture{f: f, layout: layoutOf(f.img), free: map[fabric.GFN]bool{}}
-	free, err := linux.FreePages(k, s.layout[len(s.layout)-1].End>>fabric.PageShift)
+	s := &splitFixture{f: f, layout: kvmhost.ImageLayout(f.img.Extents()), free: map[fabric.GFN]bool{}}
+	free, err := kvmhost.FreeGFNs(k, s.layout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range free {
-		s.free[fabric.GFN(p)] = true
-		wl.WritableGFNs = append(wl.WritableGFNs, fabric.GFN(p))
+	for _, g := range free {
+		s.free[g] = true
 	}
+	wl.WritableGFNs = free
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
 		key := make([]byte, 32)

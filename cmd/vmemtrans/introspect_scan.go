@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
-	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/scan"
 )
 
@@ -117,7 +116,7 @@ func scanPatterns(hexes, strs []string) (patterns [][]byte, names []string, err 
 
 // runScan scans the session's memory and finds the owners of the matches.
 func runScan(s *session, patterns [][]byte, names []string, limit int) (*scanReport, error) {
-	r := s.reader()
+	r := s.src.Kernel.Reader()
 	res, scanErr := scan.Memory(r, patterns, scan.Options{Limit: limit, Progress: progressBar("scan")})
 	rep := &scanReport{Matches: []scanMatch{}, BytesRead: res.BytesRead, Complete: scanErr == nil}
 	for _, u := range res.Unreadable {
@@ -140,9 +139,4 @@ func runScan(s *session, patterns [][]byte, names []string, limit int) (*scanRep
 		rep.Matches = append(rep.Matches, scanMatch{Addr: linux.Addr(m.Addr), Pattern: names[m.Pattern], Owners: owners[m.Addr]})
 	}
 	return rep, scanErr
-}
-
-// reader is the physical memory behind the session's kernel.
-func (s *session) reader() physmem.Reader {
-	return s.target.(interface{ Reader() physmem.Reader }).Reader()
 }

@@ -125,7 +125,7 @@ func runMainhost(ctx context.Context, mf mainhostFlags) error {
 		return err
 	}
 	defer img.Close()
-	layout := pageLayout(img.Extents())
+	layout := kvmhost.ImageLayout(img.Extents())
 	if len(layout) == 0 {
 		return fmt.Errorf("%w: image %s backs no whole page", errMainhost, mf.image)
 	}
@@ -183,7 +183,7 @@ func runMainhost(ctx context.Context, mf mainhostFlags) error {
 	for i, addr := range mf.subhosts {
 		vi.Subhosts = append(vi.Subhosts, vmsock.Subhost{ID: uint8(i), Addr: addr, VM: mf.vm, Key: key})
 	}
-	srv, err := vmsock.NewServer(vmsock.ServerConfig{Backend: runtimeBackend{rt, vi}, Log: log})
+	srv, err := vmsock.NewServer(vmsock.ServerConfig{Backend: vmsock.RuntimeBackend{Runtime: rt, VM: vi}, Log: log})
 	if err != nil {
 		return err
 	}
@@ -222,36 +222,6 @@ func printMainhostInfo(info mainhostInfo) {
 	if info.Metrics != "" {
 		fmt.Printf("metrics at http://%s/metrics\n", info.Metrics)
 	}
-}
-
-// runtimeBackend is the runtime as the control socket serves it: the
-// runtime's descriptors and self paging, with what only the command knows
-// (image registers, sub-host credentials).
-type runtimeBackend struct {
-	*kvmhost.Runtime
-	info vmsock.VMInfo
-}
-
-func (b runtimeBackend) Info() vmsock.VMInfo { return b.info }
-
-// pageLayout turns an image's extents into the runtime's layout: whole
-// pages only (a partly backed page has no content to split), sorted,
-// touching ranges merged.
-func pageLayout(extents []image.Extent) []fabric.PhysRange {
-	const mask = fabric.PageSize - 1
-	var out []fabric.PhysRange
-	for _, e := range extents {
-		start, end := (e.Start+mask)&^mask, e.End&^mask
-		if start < e.Start || end <= start { // wrapped, or not one whole page
-			continue
-		}
-		if n := len(out); n > 0 && out[n-1].End == start {
-			out[n-1].End = end
-			continue
-		}
-		out = append(out, fabric.PhysRange{Start: start, End: end})
-	}
-	return out
 }
 
 // bootControlRegisters returns CR3 and CR4 of the first CPU whose control

@@ -7,11 +7,12 @@ import (
 
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/kvmhost"
 )
 
 func TestPageLayout(t *testing.T) {
 	const p = fabric.PageSize
-	got := pageLayout([]image.Extent{
+	got := kvmhost.ImageLayout([]image.Extent{
 		{Start: 0, End: 0x9fc00},                 // low RAM ending mid-page: the partial page is dropped
 		{Start: 0xa0000 + 10, End: 0xa0000 + 20}, // less than a page: dropped
 		{Start: 0x100000 + 1, End: 0x200000},     // starts mid-page: rounded up
@@ -20,9 +21,9 @@ func TestPageLayout(t *testing.T) {
 	})
 	want := []fabric.PhysRange{{Start: 0, End: 0x9f000}, {Start: 0x101000, End: 0x300000}, {Start: 1 << 32, End: 1<<32 + 2*p}}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("pageLayout = %#v, want %#v", got, want)
+		t.Fatalf("ImageLayout = %#v, want %#v", got, want)
 	}
-	if got := pageLayout([]image.Extent{{Start: ^uint64(0) - 10, End: ^uint64(0)}}); len(got) != 0 {
+	if got := kvmhost.ImageLayout([]image.Extent{{Start: ^uint64(0) - 10, End: ^uint64(0)}}); len(got) != 0 {
 		t.Fatalf("a sub-page extent at the top of the address space gave %#v", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/internal/accept"
 	"github.com/vmemtrans/vmemtrans/internal/wire"
 
 	"github.com/rs/zerolog"
@@ -45,13 +46,6 @@ type ServerConfig struct {
 	MaxUnauthenticatedPerSource int
 	Log                         zerolog.Logger
 }
-
-// Accept retry bounds: an accept error (out of descriptors, ECONNABORTED...)
-// is retried after a pause that doubles up to the maximum.
-const (
-	acceptRetryMin = 5 * time.Millisecond
-	acceptRetryMax = time.Second
-)
 
 // Server serves the control protocol over one or more listeners.
 type Server struct {
@@ -119,7 +113,7 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
-	retry := time.Duration(0)
+	var retry accept.Backoff
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -129,23 +123,18 @@ func (s *Server) Serve(l net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("control server: accept: %w", err)
-			}
-			// Never fatal: the daemon outlives descriptor exhaustion and
-			// transient errors, pausing so it does not spin.
+			// The daemon outlives descriptor exhaustion: shed the oldest
+			// unauthenticated connection so a retry can succeed.
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				s.shedOldestPending()
 			}
-			retry = min(max(2*retry, acceptRetryMin), acceptRetryMax)
-			s.cfg.Log.Warn().Err(err).Dur("retry_in", retry).Msg("control: accept failed")
-			select {
-			case <-time.After(retry):
-			case <-s.done:
+			if !retry.Retry(err, s.done) {
+				return fmt.Errorf("control server: accept: %w", err)
 			}
+			s.cfg.Log.Warn().Err(err).Dur("retried_after", retry.Delay()).Msg("control: accept failed")
 			continue
 		}
-		retry = 0
+		retry.Reset()
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}

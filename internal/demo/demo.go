@@ -18,6 +18,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
+	"github.com/vmemtrans/vmemtrans/kvmhost"
 )
 
 // Config is what a demo runs. DefaultConfig fills every field.
@@ -95,15 +96,14 @@ func FindBundledImage() string {
 
 // unsplit is the reference: the suite on the image itself.
 type unsplit struct {
-	img      *image.Image
-	prof     *profile.Profile
-	kern     *kernel.Kernel
-	suite    ids.Suite
-	answers  ids.Answers
-	cpu      image.CPUState
-	free     []fabric.GFN
-	layout   []fabric.PhysRange
-	maxFrame uint64
+	img     *image.Image
+	prof    *profile.Profile
+	kern    *kernel.Kernel
+	suite   ids.Suite
+	answers ids.Answers
+	cpu     image.CPUState
+	free    []fabric.GFN
+	layout  []fabric.PhysRange
 }
 
 func (c *Config) stage(s string) {
@@ -184,16 +184,9 @@ func openUnsplit(cfg Config) (*unsplit, error) {
 		u.cpu = cpus[0]
 	}
 	u.cpu.CR3 = u.kern.CR3()
-	for _, e := range img.Extents() {
-		u.layout = append(u.layout, fabric.PhysRange{Start: e.Start &^ (fabric.PageSize - 1), End: (e.End + fabric.PageSize - 1) &^ (fabric.PageSize - 1)})
-	}
-	u.maxFrame = u.layout[len(u.layout)-1].End >> fabric.PageShift
-	free, err := linux.FreePages(u.kern, u.maxFrame)
-	if err != nil {
-		return fail(fmt.Errorf("free pages of the demo guest: %w", err))
-	}
-	for _, f := range free {
-		u.free = append(u.free, fabric.GFN(f))
+	u.layout = kvmhost.ImageLayout(img.Extents())
+	if u.free, err = kvmhost.FreeGFNs(u.kern, u.layout); err != nil {
+		return fail(fmt.Errorf("demo guest: %w", err))
 	}
 	base, err := linux.HashText(u.kern)
 	if err != nil {

@@ -33,15 +33,6 @@ type splitVM struct {
 	info     vmsock.VMInfo
 }
 
-// backend serves the runtime on the socket with the sub-host credentials
-// an IDS needs.
-type backend struct {
-	*kvmhost.Runtime
-	info vmsock.VMInfo
-}
-
-func (b backend) Info() vmsock.VMInfo { return b.info }
-
 func startSplitVM(ctx context.Context, cfg *Config, u *unsplit, rep *Report) (vm *splitVM, err error) {
 	vm = &splitVM{}
 	defer func() {
@@ -106,7 +97,7 @@ func startSplitVM(ctx context.Context, cfg *Config, u *unsplit, rep *Report) (vm
 	if vm.ln, err = vmsock.Listen(vm.socket); err != nil {
 		return nil, err
 	}
-	if vm.srv, err = vmsock.NewServer(vmsock.ServerConfig{Backend: backend{vm.rt, vm.info}, Log: cfg.Log}); err != nil {
+	if vm.srv, err = vmsock.NewServer(vmsock.ServerConfig{Backend: vmsock.RuntimeBackend{Runtime: vm.rt, VM: vm.info}, Log: cfg.Log}); err != nil {
 		return nil, err
 	}
 	go func() { _ = vm.srv.Serve(vm.ln) }()

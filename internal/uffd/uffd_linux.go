@@ -185,41 +185,36 @@ func (f *FD) Copy(dst uintptr, src []byte, wp bool) error {
 	}
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
 	defer runtime.KeepAlive(src)
-	done := uintptr(0)
-	n := uintptr(len(src))
-	for done < n {
-		c := uffdioCopy{Dst: uint64(dst + done), Src: uint64(base + done), Len: uint64(n - done), Mode: mode}
+	return f.fill("copy", dst, uintptr(len(src)), func(off uintptr) (int64, error) {
+		c := uffdioCopy{Dst: uint64(dst + off), Src: uint64(base + off), Len: uint64(uintptr(len(src)) - off), Mode: mode}
 		err := ioctl(f.fd, ioctlCopy, unsafe.Pointer(&c))
-		switch {
-		case err == nil:
-			return nil
-		case c.Copy > 0: // partial (EAGAIN or a later page existing): go on from there
-			done += uintptr(c.Copy)
-		case err == unix.EEXIST:
-			if werr := f.Wake(dst+done, PageSize); werr != nil {
-				return werr
-			}
-			done += PageSize
-		case err == unix.EAGAIN || err == unix.EINTR:
-		default:
-			return fmt.Errorf("userfaultfd copy to %#x+%#x: %w", dst+done, n-done, err)
-		}
-	}
-	return nil
+		return c.Copy, err
+	})
 }
 
 // ZeroPage installs zero pages over [dst, dst+length) and wakes waiters;
 // pages already present are success, as for Copy.
 func (f *FD) ZeroPage(dst, length uintptr) error {
-	done := uintptr(0)
-	for done < length {
-		z := uffdioZeroPage{Range: uffdioRange{uint64(dst + done), uint64(length - done)}}
+	return f.fill("zeropage", dst, length, func(off uintptr) (int64, error) {
+		z := uffdioZeroPage{Range: uffdioRange{uint64(dst + off), uint64(length - off)}}
 		err := ioctl(f.fd, ioctlZeroPage, unsafe.Pointer(&z))
+		return z.ZeroPage, err
+	})
+}
+
+// fill runs a page-installing ioctl (COPY, ZEROPAGE) over [dst, dst+n)
+// until every page is in: call installs from offset off on and reports the
+// bytes it did. Partial progress goes on from where it stopped; a page
+// already present (EEXIST) is skipped with its waiters woken; EAGAIN and
+// EINTR are retried.
+func (f *FD) fill(op string, dst, n uintptr, call func(off uintptr) (int64, error)) error {
+	for done := uintptr(0); done < n; {
+		did, err := call(done)
 		switch {
 		case err == nil:
 			return nil
-		case z.ZeroPage > 0:
-			done += uintptr(z.ZeroPage)
+		case did > 0:
+			done += uintptr(did)
 		case err == unix.EEXIST:
 			if werr := f.Wake(dst+done, PageSize); werr != nil {
 				return werr
@@ -227,7 +222,7 @@ func (f *FD) ZeroPage(dst, length uintptr) error {
 			done += PageSize
 		case err == unix.EAGAIN || err == unix.EINTR:
 		default:
-			return fmt.Errorf("userfaultfd zeropage %#x+%#x: %w", dst+done, length-done, err)
+			return fmt.Errorf("userfaultfd %s %#x+%#x: %w", op, dst+done, n-done, err)
 		}
 	}
 	return nil

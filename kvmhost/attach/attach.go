@@ -49,14 +49,10 @@ func Attach(ctx context.Context, socket string, opt Options) (*VM, error) {
 		return nil, fmt.Errorf("attach to the runtime at %s: %w", socket, err)
 	}
 	vm := &VM{client: c, Info: c.Info(), subs: map[uint8]fabric.Transport{}}
-	if vm.ram, err = c.RAMFile(); err != nil {
+	var mapFile *os.File
+	if vm.ram, mapFile, err = c.Files(ctx); err != nil {
 		vm.Close()
-		return nil, fmt.Errorf("attach: guest ram: %w", err)
-	}
-	mapFile, err := c.LocationMapFile()
-	if err != nil {
-		vm.Close()
-		return nil, fmt.Errorf("attach: location map: %w", err)
+		return nil, fmt.Errorf("attach: guest ram and location map: %w", err)
 	}
 	vm.view, err = fabric.OpenLocationMapReadOnly(int(mapFile.Fd()))
 	mapFile.Close()

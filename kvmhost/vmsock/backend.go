@@ -20,3 +20,20 @@ type Backend interface {
 	// for done. It must return when ctx ends.
 	MakeResident(ctx context.Context, gfns []fabric.GFN) []error
 }
+
+// Runtime is what a split-memory runtime offers the socket by itself.
+type Runtime interface {
+	RAMFile() (*os.File, error)
+	LocationMapFile() (*os.File, error)
+	MakeResident(ctx context.Context, gfns []fabric.GFN) []error
+}
+
+// RuntimeBackend serves a runtime together with what only its owner knows
+// about the VM (registers, sub-host credentials).
+type RuntimeBackend struct {
+	Runtime
+	VM VMInfo
+}
+
+// Info is the VM's description.
+func (b RuntimeBackend) Info() VMInfo { return b.VM }

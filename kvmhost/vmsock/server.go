@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vmemtrans/vmemtrans/internal/accept"
 )
 
 // ServerConfig configures a Server. Zero durations take the defaults.
@@ -120,6 +122,7 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	var retry accept.Backoff // never fatal while l is open, as for the sub-host
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -129,13 +132,13 @@ func (s *Server) Serve(l net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if !retry.Retry(err, nil) {
+				return fmt.Errorf("runtime socket: accept: %w", err)
 			}
-			return fmt.Errorf("runtime socket: accept: %w", err)
+			s.cfg.Log.Warn().Err(err).Dur("retried_after", retry.Delay()).Msg("runtime socket: accept failed")
+			continue
 		}
+		retry.Reset()
 		uc, ok := c.(*net.UnixConn)
 		if !ok {
 			c.Close()
