@@ -137,7 +137,8 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 			cb = DefaultCacheBytes
 		}
 		m.cache = newPageCache(cb, cfg.Locations, &m.stats.evictions)
-		m.cache.prefault(int(m.remotePages()))
+		// Pages keep moving while the VM runs: room for a quarter more.
+		m.cache.prefault(int(m.remotePages() * 5 / 4))
 	}
 	return m, nil
 }
