@@ -214,7 +214,6 @@ func (s *Server) serve(c net.Conn, waitFirst bool) error {
 	cn := &conn{srv: s, c: c, br: bufio.NewReaderSize(c, 4096), log: s.cfg.Log.With().Str("peer", peerName(c)).Logger()}
 	err := cn.handshake(waitFirst)
 	if err == nil {
-		s.stats.conns.Add(1)
 		cn.log.Debug().Msg("agent: client authenticated")
 		err = cn.loop()
 	}
@@ -292,6 +291,7 @@ func (cn *conn) handshake(waitFirst bool) error {
 	if want := clientProof(cfg.Key, v, &hello.Nonce, &sn); !hmac.Equal(proof[:], want[:]) {
 		return fmt.Errorf("client proof does not match the agent's key: %w", fabric.ErrAuth)
 	}
+	cn.srv.stats.conns.Add(1)
 	if err := cn.write(TypeWelcome, h.ID, nil); err != nil {
 		return err
 	}
