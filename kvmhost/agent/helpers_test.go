@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -136,4 +137,11 @@ func (s *rawSession) send(t Type, id uint32, payload []byte) {
 
 func (s *rawSession) read() (Header, []byte, error) {
 	return readFrame(s.br, replyLimit, s.tags, nil)
+}
+
+func writeFile(path, text string, mode uint32) error {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, os.FileMode(mode))
 }

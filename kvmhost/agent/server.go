@@ -57,6 +57,8 @@ type serverCounters struct {
 type Server struct {
 	cfg   ServerConfig
 	stats serverCounters
+	ctx   context.Context // ends at Close: cancels touches in progress
+	stop  context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -89,7 +91,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.IdleTimeout < 0 {
 		cfg.IdleTimeout = 0
 	}
-	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}, nil
+	ctx, stop := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, ctx: ctx, stop: stop, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Stats returns the server's counters.
@@ -182,6 +185,7 @@ func (s *Server) untrack(c net.Conn) {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.stop()
 	var errs []error
 	for l := range s.listeners {
 		errs = append(errs, l.Close())
@@ -342,7 +346,7 @@ func (cn *conn) touch(gfns []fabric.GFN) []Reason {
 		return rs
 	}
 	s.stats.requests.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.TouchTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.TouchTimeout)
 	defer cancel()
 	errs := make([]error, len(gfns))
 	s.cfg.Toucher.Touch(ctx, gfns, errs)
