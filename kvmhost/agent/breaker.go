@@ -16,18 +16,18 @@ import (
 // re-opens it. The first opening is a warning; later ones are reported at
 // info level, so a bad agent is reported once, not per batch.
 type breaker struct {
-	mu       sync.Mutex
-	log      zerolog.Logger
-	name     string
-	retry    time.Duration
-	open     bool
-	probing  bool
-	since    time.Time
-	reason   string
-	trips    uint64
-	warned   bool
-	slowRun  int
-	lieRun   int
+	mu      sync.Mutex
+	log     zerolog.Logger
+	name    string
+	retry   time.Duration
+	open    bool
+	probing bool
+	since   time.Time
+	reason  string
+	trips   uint64
+	warned  bool
+	slowRun int
+	lieRun  int
 }
 
 func (b *breaker) init(cfg *ClientConfig) {

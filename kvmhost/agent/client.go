@@ -73,7 +73,7 @@ type Client struct {
 }
 
 var (
-	_ fabric.Exchanger      = (*Client)(nil)
+	_ fabric.Exchanger       = (*Client)(nil)
 	_ fabric.ExchangeAuditor = (*Client)(nil)
 )
 

@@ -67,7 +67,7 @@ func TestKcoreSegments(t *testing.T) {
 	core := fakeCore([]seg{
 		{typ: elf.PT_NOTE, size: 0},
 		{typ: elf.PT_LOAD, paddr: 0x1000000, vaddr: 0xffffffff81000000, size: 2 * fabric.PageSize}, // text
-		{typ: elf.PT_LOAD, paddr: ^uint64(0), vaddr: 0xffffc90000000000, size: fabric.PageSize},  // vmalloc
+		{typ: elf.PT_LOAD, paddr: ^uint64(0), vaddr: 0xffffc90000000000, size: fabric.PageSize},    // vmalloc
 		{typ: elf.PT_LOAD, paddr: 0x100000, vaddr: dm + 0x100000, size: 4 * fabric.PageSize},
 		{typ: elf.PT_LOAD, paddr: 0x1000, vaddr: dm + 0x1000, size: 2 * fabric.PageSize},
 	})
