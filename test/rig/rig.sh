@@ -3,7 +3,8 @@
 # Boots a Debian 6.1 kernel under TCG with no NIC, brings up rxe0 on a veth
 # inside the guest and runs there: the RDMA Transport tests (go test -c -tags
 # rdma ./rdma), `vmemtrans subhost --rdma rxe0` + `vmemtrans bench fetch` over
-# RDMA, and our batched 4 KiB READ path against ib_read_bw -s 4096. Then, on
+# RDMA, our batched 4 KiB READ path against ib_read_bw -s 4096, and the
+# in-guest agent (vmemtrans-agent) over AF_VSOCK loopback. Then, on
 # the host, live introspection of a running guest with KASLR on through QMP
 # and its memory file (test/rig/live/live-introspect.sh).
 # Every check prints "rig: PASS|FAIL name"; the last line is
@@ -58,7 +59,10 @@ build go test -c "${STATIC[@]}" -o "$W/bin/rdma.test" ./rdma || abort build_rdma
 rm -f "$W/bin/vmemtrans" "$W/bin/vmemtrans-host"
 build go build "${STATIC[@]}" -o "$W/bin/vmemtrans" ./cmd/vmemtrans || ko build_vmemtrans_rdma
 (cd "$ROOT" && CGO_ENABLED=0 timeout 900 go build -trimpath -o "$W/bin/vmemtrans-host" ./cmd/vmemtrans) || ko build_vmemtrans_host
+rm -f "$W/bin/vmemtrans-agent"
+(cd "$ROOT" && CGO_ENABLED=0 timeout 900 go build -trimpath -ldflags '-s -w' -o "$W/bin/vmemtrans-agent" ./cmd/vmemtrans-agent) || ko build_vmemtrans_agent
 GUEST_BINS=("$W/bin/rdma.test"); [ -f "$W/bin/vmemtrans" ] && GUEST_BINS+=("$W/bin/vmemtrans")
+[ -f "$W/bin/vmemtrans-agent" ] && GUEST_BINS+=("$W/bin/vmemtrans-agent")
 phase go-build "$T"; T=$(now)
 
 # 4. initramfs: modules (rxe, veth, vsock), rdma-core tools, our binaries and checks
@@ -75,8 +79,8 @@ QPID=$!
 trap 'kill "$QPID" 2>/dev/null' EXIT
 wait "$QPID"; echo "rig: qemu rc=$?"
 trap - EXIT
-grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
-want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma split_ps_proxy_rdma read_ratio_vs_ib_read_bw"
+grep -aE '^(RIG|GFN|agent |=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
+want="rxe0_add devices_offers_rdma agent_vsock go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma split_ps_proxy_rdma read_ratio_vs_ib_read_bw"
 for name in $want; do
   rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
   if [ "$rc" = 0 ]; then ok "$name"; else ko "$name rc=${rc:-missing}"; fi
