@@ -86,11 +86,11 @@ func TestWrongKeyRefused(t *testing.T) {
 	_, _ = a.Write(appendFrame(nil, nil, TypeHello, 1, AppendHello(nil, Hello{Min: 1, Max: 1, Nonce: cn})))
 	s := &rawSession{c: a}
 	s.br = bufio.NewReader(a)
-	if _, err := handshakeReply(s.br, TypeChallenge); err != nil {
+	if _, err := handshakeReply(s.br, TypeChallenge, 1); err != nil {
 		t.Fatal(err)
 	}
 	s.send(TypeAuth, 2, make([]byte, TagSize))
-	if _, err := handshakeReply(s.br, TypeWelcome); !errors.Is(err, fabric.ErrAuth) {
+	if _, err := handshakeReply(s.br, TypeWelcome, 2); !errors.Is(err, fabric.ErrAuth) {
 		t.Fatalf("bad proof answered %v, want an auth error frame", err)
 	}
 	// The first client refused the agent's proof before proving itself:

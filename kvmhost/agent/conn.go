@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/hmac"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -47,11 +48,14 @@ func handshake(ctx context.Context, c net.Conn, key []byte) (*clientConn, error)
 		return nil, fmt.Errorf("agent nonce: %w", err)
 	}
 	br := bufio.NewReaderSize(c, 4096)
+	// Ids from the nonce: on a shared stream, replies to an earlier
+	// session's frames carry other ids and are skipped.
+	helloID := binary.BigEndian.Uint32(cn[:]) | 1
 	hello := AppendHello(nil, Hello{Min: VersionMin, Max: VersionMax, Nonce: cn})
-	if _, err := c.Write(appendFrame(nil, nil, TypeHello, 1, hello)); err != nil {
+	if _, err := c.Write(appendFrame(nil, nil, TypeHello, helloID, hello)); err != nil {
 		return nil, fmt.Errorf("send hello: %w: %w", fabric.ErrPeer, err)
 	}
-	p, err := handshakeReply(br, TypeChallenge)
+	p, err := handshakeReply(br, TypeChallenge, helloID)
 	if err != nil {
 		return nil, err
 	}
@@ -66,10 +70,10 @@ func handshake(ctx context.Context, c net.Conn, key []byte) (*clientConn, error)
 		return nil, fmt.Errorf("the agent's proof does not match our key (wrong key, or not the agent): %w", fabric.ErrAuth)
 	}
 	proof := clientProof(key, ch.Version, &cn, &ch.Nonce)
-	if _, err := c.Write(appendFrame(nil, nil, TypeAuth, 2, proof[:])); err != nil {
+	if _, err := c.Write(appendFrame(nil, nil, TypeAuth, helloID+1, proof[:])); err != nil {
 		return nil, fmt.Errorf("send auth: %w: %w", fabric.ErrPeer, err)
 	}
-	if _, err := handshakeReply(br, TypeWelcome); err != nil {
+	if _, err := handshakeReply(br, TypeWelcome, helloID+1); err != nil {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -80,24 +84,33 @@ func handshake(ctx context.Context, c net.Conn, key []byte) (*clientConn, error)
 	return cc, nil
 }
 
-// handshakeReply reads the untagged reply of a handshake step: want, or an
-// error frame saying why the agent refused.
-func handshakeReply(br *bufio.Reader, want Type) ([]byte, error) {
-	h, p, err := readFrame(br, replyLimit, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("agent handshake, reading %v: %w: %w", want, fabric.ErrPeer, err)
-	}
-	switch h.Type {
-	case want:
-		return p, nil
-	case TypeError:
-		re, err := ParseError(p)
+// maxStale bounds the frames of earlier sessions a handshake skips.
+const maxStale = 16
+
+// handshakeReply reads the untagged reply to the handshake frame id: want,
+// or an error frame saying why the agent refused (with that id, or 0 when
+// the agent could not tell which frame it refused). Frames with other ids
+// are left over from an earlier session on the same stream, and skipped.
+func handshakeReply(br *bufio.Reader, want Type, id uint32) ([]byte, error) {
+	for range maxStale {
+		h, p, err := readFrame(br, replyLimit, nil, nil)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("agent handshake, reading %v: %w: %w", want, fabric.ErrPeer, err)
 		}
-		return nil, re
+		switch {
+		case h.Type == want && h.ID == id:
+			return p, nil
+		case h.Type == TypeError && h.ID == id:
+			re, err := ParseError(p)
+			if err != nil {
+				return nil, err
+			}
+			return nil, re
+		case h.ID == id:
+			return nil, fmt.Errorf("agent handshake: %v frame, want %v: %w", h.Type, want, fabric.ErrProtocol)
+		}
 	}
-	return nil, fmt.Errorf("agent handshake: %v frame, want %v: %w", h.Type, want, fabric.ErrProtocol)
+	return nil, fmt.Errorf("agent handshake: %d frames of other sessions before the %v: %w", maxStale, want, fabric.ErrProtocol)
 }
 
 // touch sends one touch request and waits for its reasons.

@@ -114,7 +114,7 @@ func rawHandshake(t testing.TB, c net.Conn, key []byte) *rawSession {
 	cn, _ := newNonce()
 	s := &rawSession{c: c, br: bufio.NewReader(c)}
 	s.send(TypeHello, 1, AppendHello(nil, Hello{Min: 1, Max: 1, Nonce: cn}))
-	p, err := handshakeReply(s.br, TypeChallenge)
+	p, err := handshakeReply(s.br, TypeChallenge, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func rawHandshake(t testing.TB, c net.Conn, key []byte) *rawSession {
 	}
 	proof := clientProof(key, ch.Version, &cn, &ch.Nonce)
 	s.send(TypeAuth, 2, proof[:])
-	if _, err := handshakeReply(s.br, TypeWelcome); err != nil {
+	if _, err := handshakeReply(s.br, TypeWelcome, 2); err != nil {
 		t.Fatal(err)
 	}
 	s.tags = newTagger(key, &cn, &ch.Nonce, false)

@@ -208,6 +208,10 @@ type conn struct {
 	payload []byte
 	gfns    []fabric.GFN
 	out     []byte
+	// hsID is the id of the handshake frame being answered: a refusal in
+	// the handshake echoes it, so a client on a shared stream (a serial
+	// port) tells it from a stale frame of an earlier session.
+	hsID uint32
 }
 
 // serve runs one connection and returns why it ended (nil: the client left).
@@ -262,6 +266,7 @@ func (cn *conn) handshake(waitFirst bool) error {
 	if err != nil {
 		return err
 	}
+	cn.hsID = h.ID
 	if h.Type != TypeHello {
 		return fmt.Errorf("first frame is %v, want hello: %w", h.Type, fabric.ErrProtocol)
 	}
@@ -281,10 +286,12 @@ func (cn *conn) handshake(waitFirst bool) error {
 	if err := cn.write(TypeChallenge, h.ID, AppendChallenge(nil, ch)); err != nil {
 		return err
 	}
+	cn.hsID = 0
 	h, p, err = readFrame(cn.br, requestLimit, nil, nil)
 	if err != nil {
 		return err
 	}
+	cn.hsID = h.ID
 	if h.Type != TypeAuth {
 		return fmt.Errorf("%v frame in the handshake, want auth: %w", h.Type, fabric.ErrProtocol)
 	}
@@ -299,6 +306,7 @@ func (cn *conn) handshake(waitFirst bool) error {
 	if err := cn.write(TypeWelcome, h.ID, nil); err != nil {
 		return err
 	}
+	cn.hsID = 0
 	cn.tags = newTagger(cfg.Key, &hello.Nonce, &sn, true)
 	return nil
 }
@@ -372,16 +380,19 @@ func (cn *conn) write(t Type, id uint32, payload []byte) error {
 }
 
 // fatal tells the client why the connection ends (an error frame with id
-// 0, tagged if the handshake got that far), then drains what the client
-// still sends for a moment, so that closing does not reset the peer
-// before it has read the reason.
+// 0, or the handshake frame's it refuses; tagged once authenticated). On a
+// socket it then drains what the client still sends for a moment, so that
+// closing does not reset the peer before it has read the reason; a serial
+// port is not drained (what follows is the next session's).
 func (cn *conn) fatal(err error) {
-	if cn.write(TypeError, 0, AppendError(nil, err)) != nil {
+	if cn.write(TypeError, cn.hsID, AppendError(nil, err)) != nil {
 		return
 	}
-	if cw, ok := cn.c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+	cw, ok := cn.c.(interface{ CloseWrite() error })
+	if !ok {
+		return
 	}
+	_ = cw.CloseWrite()
 	_ = cn.c.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, cn.br, lingerBytes)
 }
