@@ -52,7 +52,8 @@
 //
 // Requests and replies after the handshake:
 //
-//	5 error    S->C  u8 code, u16 n, n bytes of text (n <= 256); id 0 ends
+//	5 error    S->C  u8 code, u16 n, n bytes of text (n <= 256); with id 0
+//	                 (or, in the handshake, the refused frame's id) it ends
 //	                 the connection, else it fails that request
 //	6 touch    C->S  u32 n (<= MaxGFNsPerRequest), n x u64 GFN; n = 0 is
 //	                 a ping
@@ -78,8 +79,13 @@
 //
 // # Transports
 //
-// Any net.Conn carries the protocol: AF_VSOCK inside a guest (Listen),
+// Any net.Conn carries the protocol: AF_VSOCK inside a guest (ListenVsock),
 // a virtio-serial port (ServeSerial: one long-lived stream, reopened when
-// the host side hangs up), and unix sockets (QEMU's chardev for that port,
-// on the host side; tests). Dial takes "unix:PATH" or "vsock:CID:PORT".
+// the host side hangs up or a session ends), and unix sockets (QEMU's
+// chardev for that port, on the host side; tests). Dial takes "unix:PATH"
+// or "vsock:CID:PORT". Because a serial stream outlives sessions, the
+// handshake resynchronises: the client numbers its hello and auth frames
+// from its nonce, the agent's challenge, welcome and refusals echo the id
+// of the frame they answer, and the client skips (a bounded number of)
+// frames with other ids, left over from an earlier session.
 package agent
