@@ -14,9 +14,14 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 )
 
-// DefaultTimeout bounds the handshake and one touch answer when the
-// configuration leaves them zero.
+// DefaultTimeout bounds one touch answer when the configuration leaves it zero.
 const DefaultTimeout = 2 * time.Second
+
+// HandshakeTimeout bounds connecting and authenticating when the caller's
+// context has no deadline. It is longer than an answer's: an agent on a
+// serial port picks a new host connection up only at its next reopen, and
+// a guest under emulation is slow to schedule it.
+const HandshakeTimeout = 10 * time.Second
 
 // ClientConfig configures a Client. Zero values take the defaults.
 type ClientConfig struct {
@@ -104,7 +109,7 @@ func (cfg *ClientConfig) defaults() error {
 }
 
 // NewClient authenticates with the agent on c (within ctx, and
-// DefaultTimeout if ctx has none) and returns a client that asks it. The
+// HandshakeTimeout if ctx has none) and returns a client that asks it. The
 // client owns c. A wrong key fails with an error wrapping fabric.ErrAuth.
 func NewClient(ctx context.Context, c net.Conn, cfg ClientConfig) (*Client, error) {
 	if err := cfg.defaults(); err != nil {
@@ -127,7 +132,7 @@ func withDefault(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, DefaultTimeout)
+	return context.WithTimeout(ctx, HandshakeTimeout)
 }
 
 // Version is the protocol version of the first connection.
@@ -151,8 +156,11 @@ func (cl *Client) Stats() ClientStats {
 	}
 }
 
-// Ping checks that the agent answers (an empty touch request) within ctx.
+// Ping checks that the agent answers (an empty touch request) within ctx
+// and the client's Timeout.
 func (cl *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, cl.cfg.Timeout)
+	defer cancel()
 	cc, err := cl.conn(ctx)
 	if err != nil {
 		return err

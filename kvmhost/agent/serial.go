@@ -14,7 +14,7 @@ import (
 // to serialMaxWait while it stays so.
 const (
 	serialMinWait = 100 * time.Millisecond
-	serialMaxWait = 2 * time.Second
+	serialMaxWait = 500 * time.Millisecond
 )
 
 // ServeSerial serves the virtio-serial port at path (a character device:
