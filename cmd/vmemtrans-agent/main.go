@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,8 @@ The key file holds the pre-shared key in hex (mode 0600).`,
 			if err != nil {
 				return fmt.Errorf("--log-level %q: %w", o.logLevel, err)
 			}
-			log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).
+			console := zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !isatty.IsTerminal(os.Stderr.Fd())}
+			log := zerolog.New(console).
 				Level(lvl).With().Timestamp().Logger()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

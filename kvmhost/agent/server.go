@@ -67,6 +67,10 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
+// errNoClient ends a serial port's session that no client began (the
+// port reads end-of-file while the host side is not connected).
+var errNoClient = errors.New("no client on the port")
+
 // ErrServerClosed is returned by Serve after Close.
 var ErrServerClosed = errors.New("agent server closed")
 
@@ -226,6 +230,8 @@ func (s *Server) serve(c net.Conn, waitFirst bool) error {
 		err = cn.loop()
 	}
 	switch {
+	case errors.Is(err, errNoClient):
+		return nil
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		cn.log.Debug().Msg("agent: client left")
 		return nil
@@ -258,6 +264,9 @@ func (cn *conn) handshake(waitFirst bool) error {
 	if waitFirst {
 		_ = cn.c.SetReadDeadline(time.Time{})
 		if _, err := cn.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return errNoClient
+			}
 			return err
 		}
 	}
