@@ -16,6 +16,7 @@ var statFields = []statField{
 	{"page_outs_total", "Pages written out to sub-hosts.", false, func(s Stats) uint64 { return s.PageOuts }},
 	{"exchange_requests_total", "Self-paging requests (MakeResident).", false, func(s Stats) uint64 { return s.ExchangeRequests }},
 	{"exchanged_pages_total", "Pages paged in by self-paging requests.", false, func(s Stats) uint64 { return s.ExchangedPages }},
+	{"zero_fills_total", "Faults on frames never written, filled with zeros.", false, func(s Stats) uint64 { return s.ZeroFills }},
 	{"page_in_errors_total", "Page-ins that failed.", false, func(s Stats) uint64 { return s.PageInErrors }},
 	{"page_out_errors_total", "Page-outs that failed.", false, func(s Stats) uint64 { return s.PageOutErrors }},
 	{"workload_writes_total", "Pages the synthetic workload stamped.", false, func(s Stats) uint64 { return s.WorkloadWrites }},
@@ -24,6 +25,7 @@ var statFields = []statField{
 	{"resident_limit_pages", "Most backed pages kept resident.", true, func(s Stats) uint64 { return s.ResidentLimit }},
 	{"remote_pages", "Pages held by sub-hosts.", true, func(s Stats) uint64 { return s.RemotePages }},
 	{"backed_pages", "Pages the guest layout backs.", true, func(s Stats) uint64 { return s.BackedPages }},
+	{"empty_pages", "Pages of zeros at split, held nowhere until written.", true, func(s Stats) uint64 { return s.EmptyPages }},
 }
 
 // Counters are the runtime's counters by the names of its metrics

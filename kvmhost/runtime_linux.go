@@ -48,6 +48,7 @@ type Runtime struct {
 	hand     int
 	resident uint64
 	limit    uint64
+	empty    uint64 // pages of zeros at load, held nowhere
 	nextSub  int
 	closed   bool
 	inBuf    []byte // page-in scratch
@@ -97,7 +98,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			r.backed = append(r.backed, g)
 		}
 	}
-	r.limit = residentLimit(uint64(len(r.backed)), cfg.ResidentPct)
 	if err := r.createRAM(gfns); err != nil {
 		r.release()
 		return nil, err
@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.release()
 		return nil, err
 	}
-	r.log.Info().Int("backed_pages", len(r.backed)).Uint64("resident", r.resident).
+	r.log.Info().Int("backed_pages", len(r.backed)).Uint64("empty", r.empty).Uint64("resident", r.resident).
 		Uint64("remote", r.c.remote.Load()).Int("subhosts", len(r.subs)).Msg("guest memory split")
 	return r, nil
 }
@@ -186,7 +186,7 @@ func (r *Runtime) Stats() Stats {
 		Faults: r.c.faults.Load(), WPFaults: r.c.wpFaults.Load(), PageIns: r.c.pageIns.Load(),
 		PageOuts: r.c.pageOuts.Load(), ExchangeRequests: r.c.exchReqs.Load(), ExchangedPages: r.c.exchPages.Load(),
 		ZeroFills: r.c.zeroFills.Load(), ResidentPages: r.c.resident.Load(), ResidentLimit: r.limit,
-		BackedPages: uint64(len(r.backed)), RemotePages: r.c.remote.Load(), WorkloadReads: r.c.wlReads.Load(),
+		BackedPages: uint64(len(r.backed)), EmptyPages: r.empty, RemotePages: r.c.remote.Load(), WorkloadReads: r.c.wlReads.Load(),
 		WorkloadWrites: r.c.wlWrites.Load(), PageInErrors: r.c.pageInErrs.Load(), PageOutErrors: r.c.pageOutErrs.Load(),
 	}
 }

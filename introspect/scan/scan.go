@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
@@ -77,8 +78,9 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	s := &scanner{
 		patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1,
 		ranges: make([]physmem.Range, 0, batchPages),
-		buf:    make([]byte, longest-1+batchPages*pageSize),
+		buf:    getBuffer(longest - 1 + batchPages*pageSize),
 	}
+	defer putBuffer(s.buf)
 	size := r.Size()
 	next := func(addr uint64) (uint64, uint64, bool) {
 		if addr >= size {
@@ -110,6 +112,37 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 		addr = end
 	}
 	return s.finish()
+}
+
+// spare keeps scan buffers between scans: an IDS scans again and again,
+// and a fresh batch buffer (16 MiB by default) costs a page fault per page
+// (in a VM whose host backs memory lazily, a host fault too: tens of µs a
+// page). A sync.Pool would drop them at every collection.
+var spare struct {
+	sync.Mutex
+	bufs [][]byte
+}
+
+const spareMax = 2
+
+func getBuffer(n int) []byte {
+	spare.Lock()
+	defer spare.Unlock()
+	for i, b := range spare.bufs {
+		if cap(b) >= n {
+			spare.bufs = append(spare.bufs[:i], spare.bufs[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+func putBuffer(b []byte) {
+	spare.Lock()
+	defer spare.Unlock()
+	if len(spare.bufs) < spareMax {
+		spare.bufs = append(spare.bufs, b)
+	}
 }
 
 // scanner carries the tail of the last readable page across batches, so a
