@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -17,19 +19,51 @@ const (
 	serialMaxWait = 500 * time.Millisecond
 )
 
+// serialAppear is how long a port that does not exist yet is waited for.
+var serialAppear = 30 * time.Second
+
+// virtioPortsDir is where udev links virtio-serial ports by name.
+const virtioPortsDir = "/dev/virtio-ports/"
+
+// resolvePort maps /dev/virtio-ports/NAME to its /dev/vportNpM through
+// sysfs when the link is missing; any other path is returned as is.
+func resolvePort(path string) string {
+	name, ok := strings.CutPrefix(path, virtioPortsDir)
+	if !ok {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	dirs, _ := filepath.Glob("/sys/class/virtio-ports/vport*")
+	for _, d := range dirs {
+		if b, err := os.ReadFile(filepath.Join(d, "name")); err == nil && strings.TrimSpace(string(b)) == name {
+			return "/dev/" + filepath.Base(d)
+		}
+	}
+	return path
+}
+
 // ServeSerial serves the virtio-serial port at path (a character device:
 // one stream, the host's end being QEMU's chardev) as one long-lived
 // connection, reopened whenever the host side hangs up or a session ends,
 // until ctx ends. The handshake time starts at the host's first byte.
+//
+// A port named /dev/virtio-ports/NAME is found through sysfs where no udev
+// made that link; a port that does not exist yet (its driver still
+// loading) is waited for up to serialAppear.
 func (s *Server) ServeSerial(ctx context.Context, path string) error {
 	wait := serialMinWait
+	start := time.Now()
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		f, err := os.OpenFile(resolvePort(path), os.O_RDWR, 0)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			if errors.Is(err, os.ErrPermission) || (errors.Is(err, os.ErrNotExist) && time.Since(start) > serialAppear) {
 				return fmt.Errorf("agent serial port %s: %w", path, err)
 			}
-			s.cfg.Log.Warn().Err(err).Str("port", path).Msg("agent: cannot open the serial port; retrying")
+			if !errors.Is(err, os.ErrNotExist) {
+				s.cfg.Log.Warn().Err(err).Str("port", path).Msg("agent: cannot open the serial port; retrying")
+			}
 		} else {
 			stop := context.AfterFunc(ctx, func() { f.Close() })
 			start := time.Now()

@@ -117,3 +117,24 @@ func TestServeSerial(t *testing.T) {
 type noClose struct{ *fileConn }
 
 func (noClose) Close() error { return nil }
+
+// A port that never appears fails after the wait, naming the port; names
+// outside /dev/virtio-ports are taken as they are.
+func TestServeSerialMissingPort(t *testing.T) {
+	old := serialAppear
+	serialAppear = 200 * time.Millisecond
+	defer func() { serialAppear = old }()
+	srv := newTestServer(t, &fakeToucher{}, nil)
+	path := "/dev/virtio-ports/org.vmemtrans.no-such-port"
+	if got := resolvePort(path); got != path {
+		t.Fatalf("a port no sysfs entry names resolved to %s", got)
+	}
+	if got := resolvePort("/tmp/x"); got != "/tmp/x" {
+		t.Fatalf("a plain path resolved to %s", got)
+	}
+	start := time.Now()
+	err := srv.ServeSerial(context.Background(), path)
+	if !errors.Is(err, os.ErrNotExist) || time.Since(start) < serialAppear {
+		t.Fatalf("missing port: %v after %v", err, time.Since(start))
+	}
+}

@@ -155,21 +155,17 @@ check_agent() {
 
 # (f) the agent on a real virtio-serial port: the host (rig.sh) connects to
 # QEMU's chardev of the port and asks for two frames; the guest serves the
-# port until that session has been served and the host hung up. The port's
-# name is in sysfs (no udev here to make /dev/virtio-ports/NAME).
+# port until that session has been served and the host hung up. No udev
+# here makes /dev/virtio-ports/NAME: the agent finds the port in sysfs.
 check_agent_serial() {
-  dev=""
-  for d in /sys/class/virtio-ports/vport*; do
-    [ "$(cat "$d/name" 2>/dev/null)" = org.vmemtrans.agent ] && dev=/dev/${d##*/}
-  done
-  if [ -z "$dev" ]; then echo "RIG-AGENT no virtio-serial port org.vmemtrans.agent"; res agent_serial 1; return; fi
   (umask 077; cp /usr/bin/vmemtrans-agent.key /tmp/agent-serial.key)
-  timeout 300 vmemtrans-agent --vsock-port 0 --serial "$dev" --key-file /tmp/agent-serial.key --log-level debug \
-    > /tmp/agent-serial.log 2>&1 &
+  timeout 300 vmemtrans-agent --vsock-port 0 --serial /dev/virtio-ports/org.vmemtrans.agent \
+    --key-file /tmp/agent-serial.key --log-level debug > /tmp/agent-serial.log 2>&1 &
   ap=$!
   # a served session: authenticated, then the host hung up
   for i in $(seq 1 600); do
     awk '/client authenticated/ {a = 1} a && /client left/ {f = 1} END {exit !f}' /tmp/agent-serial.log && break
+    kill -0 $ap 2>/dev/null || break
     sleep 0.2
   done
   kill $ap 2>/dev/null; wait $ap 2>/dev/null
