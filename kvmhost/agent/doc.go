@@ -81,7 +81,8 @@
 //
 // Any net.Conn carries the protocol: AF_VSOCK inside a guest (ListenVsock),
 // a virtio-serial port (ServeSerial: one long-lived stream, reopened when
-// the host side hangs up or a session ends), and unix sockets (QEMU's
+// the host side hangs up or a session ends; /dev/virtio-ports/NAME is
+// found through sysfs where no udev made the link), and unix sockets (QEMU's
 // chardev for that port, on the host side; tests). Dial takes "unix:PATH"
 // or "vsock:CID:PORT". Because a serial stream outlives sessions, the
 // handshake resynchronises: the client numbers its hello and auth frames
