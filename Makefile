@@ -8,8 +8,10 @@ RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./rdma/... ./introspect/... ./intern
 
 all: build
 
+# The in-guest agent is built static, to drop into any guest.
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vmemtrans-agent ./cmd/vmemtrans-agent
 
 # Every build must work without cgo and without libibverbs.
 build-nocgo:

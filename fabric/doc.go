@@ -32,7 +32,10 @@
 // Remote pages are read by the configured Method: proxy (one transport
 // batch per sub-host per round, buffers filled in place), self (the
 // Exchanger pages them in, then they are read locally; a frame it fails is
-// read by proxy and counted), or adaptive (proxy plus a bounded CLOCK cache
+// read by proxy and counted; its answers are not trusted: a frame answered
+// done whose word did not move is read by proxy too, counted unverified and
+// reported to an ExchangeAuditor; it gets half the call's remaining time,
+// so a silent exchanger still leaves time for proxy reads), or adaptive (proxy plus a bounded CLOCK cache
 // keyed by GFN and location word, whose entries stay valid only while their
 // word keeps being observed unchanged at least every cacheTrust, which rules
 // out a generation wrap in between). A dead or slow sub-host fails only the

@@ -37,6 +37,17 @@ type Exchanger interface {
 	MakeResident(ctx context.Context, gfns []GFN) []error
 }
 
+// ExchangeAuditor is an Exchanger that hears how its answers held up.
+// Memory never trusts an answer: after each exchange it re-loads the
+// location word of every frame answered done, and tells the exchanger how
+// many (done) it checked and how many of those had not moved at all
+// (unmoved: still remote under the very word read before the request, so
+// nothing paged them in). Those are read by proxy paging instead.
+type ExchangeAuditor interface {
+	Exchanger
+	Audit(done, unmoved int)
+}
+
 // MemoryConfig is what Memory reads a split-memory VM through.
 type MemoryConfig struct {
 	// RAM is the guest RAM memfd, ideally opened O_RDONLY (file offset ==
@@ -67,6 +78,7 @@ type MemoryStats struct {
 	RemotePagesFetched uint64 // pages transferred from sub-hosts
 	PagesExchanged     uint64 // frames the Exchanger made resident for us
 	ExchangeFallbacks  uint64 // frames the Exchanger failed, read by proxy instead
+	ExchangeUnverified uint64 // frames answered done that had not moved, read by proxy instead
 	CacheHits          uint64 // remote page reads served by the adaptive cache
 	CacheMisses        uint64 // remote page reads the adaptive cache could not serve
 	CacheEvictions     uint64 // cache entries dropped for space or staleness
@@ -77,6 +89,7 @@ type MemoryStats struct {
 
 type memoryCounters struct {
 	local, fetched, exchanged, fallbacks     atomic.Uint64
+	unverified                               atomic.Uint64
 	hits, misses, evictions, retries, faults atomic.Uint64
 	failed                                   atomic.Uint64
 }
@@ -161,7 +174,7 @@ func (m *Memory) Stats() MemoryStats {
 	s := &m.stats
 	return MemoryStats{
 		LocalPages: s.local.Load(), RemotePagesFetched: s.fetched.Load(),
-		PagesExchanged: s.exchanged.Load(), ExchangeFallbacks: s.fallbacks.Load(),
+		PagesExchanged: s.exchanged.Load(), ExchangeFallbacks: s.fallbacks.Load(), ExchangeUnverified: s.unverified.Load(),
 		CacheHits: s.hits.Load(), CacheMisses: s.misses.Load(), CacheEvictions: s.evictions.Load(),
 		Retries: s.retries.Load(), LocalFaults: s.faults.Load(), FailedPages: s.failed.Load(),
 	}

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -140,33 +141,49 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 	m.stats.fetched.Add(fetched)
 }
 
-// exchange asks the Exchanger to make the remote frames of js resident; the
-// frames it made resident are marked for a local re-read (their words
-// changed, so the protocol retries them; if a word held still the outer
-// loop does). Frames it failed are read by proxy and counted.
+// exchange asks the Exchanger to make the remote frames of js resident,
+// with at most half of the call's remaining time, so that a silent
+// exchanger still leaves time to read by proxy. No answer is trusted: the
+// word of each frame answered done is loaded again, and a frame whose word
+// has not moved (still remote, same generation) is read by proxy and
+// counted unverified; the others are marked for a local re-read (their
+// words changed, so the protocol retries them; if a word held still the
+// outer loop does). Frames it failed are read by proxy and counted.
 func (m *Memory) exchange(b *readBatch, js []int) {
 	gfns := make([]GFN, 0, len(js))
 	first := make(map[GFN]int, len(js)) // gfn -> index in gfns
+	before := make([]Word, 0, len(js))
 	for _, j := range js {
 		g := b.curG[j]
 		if _, ok := first[g]; !ok {
 			first[g] = len(gfns)
 			gfns = append(gfns, g)
+			before = append(before, b.curW[j])
 		}
 	}
-	errs := m.cfg.Exchanger.MakeResident(m.remoteCtx(b), gfns)
-	b.proxy = b.proxy[:0]
-	var made, failed uint64
-	for k := range gfns {
-		if k < len(errs) && errs[k] == nil {
-			made++
-		} else {
+	ctx := m.remoteCtx(b)
+	xctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		xctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+	}
+	errs := m.cfg.Exchanger.MakeResident(xctx, gfns)
+	cancel()
+	moved := make([]bool, len(gfns))
+	var made, failed, unmoved uint64
+	for k, g := range gfns {
+		switch {
+		case k >= len(errs) || errs[k] != nil:
 			failed++
+		case m.cfg.Locations.Load(g) == before[k]:
+			unmoved++
+		default:
+			moved[k] = true
+			made++
 		}
 	}
+	b.proxy = b.proxy[:0]
 	for _, j := range js {
-		k := first[b.curG[j]]
-		if k < len(errs) && errs[k] == nil {
+		if moved[first[b.curG[j]]] {
 			b.curE[j] = errExchanged
 			continue
 		}
@@ -174,6 +191,10 @@ func (m *Memory) exchange(b *readBatch, js []int) {
 	}
 	m.stats.exchanged.Add(made)
 	m.stats.fallbacks.Add(failed)
+	m.stats.unverified.Add(unmoved)
+	if a, ok := m.cfg.Exchanger.(ExchangeAuditor); ok && made+unmoved > 0 {
+		a.Audit(int(made+unmoved), int(unmoved))
+	}
 	if len(b.proxy) > 0 {
 		m.fetch(b, b.proxy, false)
 	}

@@ -79,16 +79,7 @@ func (s *splitFixture) memory(t *testing.T, m fabric.Method, cacheBytes int64) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ram.Close() })
-	subs := map[uint8]fabric.Transport{}
-	for i, sh := range s.subhosts {
-		tr, err := tcpfallback.Dial(context.Background(), sh.Addr, splitVM, s.keys[i], tcpfallback.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tr.Close() })
-		subs[uint8(i)] = tr
-	}
-	cfg := fabric.MemoryConfig{RAM: ram, Locations: s.rt.Locations(), Layout: s.layout, Subhosts: subs, Method: m, CacheBytes: cacheBytes}
+	cfg := fabric.MemoryConfig{RAM: ram, Locations: s.rt.Locations(), Layout: s.layout, Subhosts: s.idsTransports(t), Method: m, CacheBytes: cacheBytes}
 	if m == fabric.MethodSelf {
 		cfg.Exchanger = s.rt
 	}
@@ -98,4 +89,20 @@ func (s *splitFixture) memory(t *testing.T, m fabric.Method, cacheBytes int64) *
 	}
 	t.Cleanup(func() { mem.Close() })
 	return mem
+}
+
+// idsTransports dials every sub-host as an IDS process does, with its own
+// connections.
+func (s *splitFixture) idsTransports(t *testing.T) map[uint8]fabric.Transport {
+	t.Helper()
+	subs := map[uint8]fabric.Transport{}
+	for i, sh := range s.subhosts {
+		tr, err := tcpfallback.Dial(context.Background(), sh.Addr, splitVM, s.keys[i], tcpfallback.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		subs[uint8(i)] = tr
+	}
+	return subs
 }

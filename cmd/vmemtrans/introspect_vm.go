@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/source"
+	"github.com/vmemtrans/vmemtrans/kvmhost/agent"
 	"github.com/vmemtrans/vmemtrans/kvmhost/attach"
 	"github.com/vmemtrans/vmemtrans/kvmhost/vmsock"
 	"github.com/vmemtrans/vmemtrans/tcpfallback"
@@ -21,6 +23,7 @@ type vmFlags struct {
 	method  string
 	cacheMB int
 	rdma    string
+	agent   agentFlags
 }
 
 func (f *vmFlags) register(cmd *cobra.Command) {
@@ -29,6 +32,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.method, "method", "adaptive", "how remote pages of --vm are read: proxy, self or adaptive")
 	fl.IntVar(&f.cacheMB, "cache-mb", 256, "adaptive method's cache of fetched pages, MiB")
 	fl.StringVar(&f.rdma, "rdma", "auto", "transport to the VM's sub-hosts: auto (RDMA when both ends can, else TCP), off (TCP), or an RDMA device name")
+	f.agent.register(cmd, "self paging of --method self through this in-guest agent (vmemtrans-agent) instead of the runtime: unix:PATH (QEMU's chardev of its virtio-serial port) or vsock:CID:PORT", agent.DefaultTimeout)
 }
 
 // attach connects to the VM's runtime and makes spec read the VM through
@@ -44,12 +48,36 @@ func (f *vmFlags) attach(ctx context.Context, spec *source.Spec) error {
 	dial := func(ctx context.Context, s vmsock.Subhost) (fabric.Transport, error) {
 		return dialTransport(ctx, s.Addr, s.VM, s.Key, f.rdma, tcpfallback.Options{})
 	}
-	vm, err := attach.Attach(ctx, f.socket, attach.Options{Method: method, CacheBytes: int64(f.cacheMB) << 20, Dial: dial})
+	opt := attach.Options{Method: method, CacheBytes: int64(f.cacheMB) << 20, Dial: dial}
+	var ag *agent.Client
+	if f.agent.addr != "" {
+		if method != fabric.MethodSelf {
+			return fmt.Errorf("--agent serves self paging: give --method self (proxy and adaptive never page the VM)")
+		}
+		if ag, err = f.agent.dial(ctx); err != nil {
+			return err
+		}
+		opt.Exchanger = ag
+	}
+	vm, err := attach.Attach(ctx, f.socket, opt)
 	if err != nil {
+		if ag != nil {
+			ag.Close()
+		}
 		return err
 	}
-	log.Debug().Str("vm", vm.Info.VM).Str("method", method.String()).Int("subhosts", len(vm.Info.Subhosts)).Msg("attached to split-memory vm")
+	log.Debug().Str("vm", vm.Info.VM).Str("method", method.String()).Int("subhosts", len(vm.Info.Subhosts)).Str("agent", f.agent.addr).Msg("attached to split-memory vm")
 	spec.Reader, spec.Closer = vm, vm
+	if ag != nil {
+		spec.Closer = closerFunc(func() error {
+			st, ms := ag.Stats(), vm.Stats()
+			log.Info().Uint64("agent_done", st.Done).Uint64("agent_failed", st.Failed).Uint64("agent_skipped", st.Skipped).
+				Uint64("agent_trips", st.Trips).Uint64("pages_exchanged", ms.PagesExchanged).
+				Uint64("exchange_fallbacks", ms.ExchangeFallbacks).Uint64("exchange_unverified", ms.ExchangeUnverified).
+				Uint64("remote_pages_fetched", ms.RemotePagesFetched).Msg("self paging through the agent")
+			return errors.Join(vm.Close(), ag.Close())
+		})
+	}
 	spec.CPU = &image.CPUState{CR3: vm.Info.CR3, CR4: vm.Info.CR4, HasControl: true}
 	return nil
 }

@@ -26,6 +26,10 @@ type Options struct {
 	CacheBytes int64
 	Timeout    time.Duration
 	Dial       DialFunc
+	// Exchanger, if set, serves self paging instead of the runtime's own
+	// MakeResident: an in-guest agent's client (kvmhost/agent), say. The
+	// caller keeps and closes it.
+	Exchanger fabric.Exchanger
 }
 
 // VM is an attached split-memory VM.
@@ -74,6 +78,9 @@ func Attach(ctx context.Context, socket string, opt Options) (*VM, error) {
 	}
 	if opt.Method == fabric.MethodSelf {
 		cfg.Exchanger = c
+		if opt.Exchanger != nil {
+			cfg.Exchanger = opt.Exchanger
+		}
 	}
 	if vm.Memory, err = fabric.NewMemory(cfg); err != nil {
 		vm.Close()
@@ -81,6 +88,12 @@ func Attach(ctx context.Context, socket string, opt Options) (*VM, error) {
 	}
 	return vm, nil
 }
+
+// Locations is the VM's location map, read-only.
+func (vm *VM) Locations() fabric.Locations { return vm.view }
+
+// Runtime is the connection to the VM's runtime.
+func (vm *VM) Runtime() *vmsock.Client { return vm.client }
 
 // Close releases the reader, the transports, the mappings and the socket.
 func (vm *VM) Close() error {

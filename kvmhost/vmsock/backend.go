@@ -37,3 +37,18 @@ type RuntimeBackend struct {
 
 // Info is the VM's description.
 func (b RuntimeBackend) Info() VMInfo { return b.VM }
+
+// CounterSource is a Backend that hands out the runtime's counters
+// (get-stats, version 2). A backend without it answers get-stats with an
+// error naming that.
+type CounterSource interface {
+	Counters() map[string]uint64
+}
+
+// Counters are the runtime's counters, when the runtime keeps them.
+func (b RuntimeBackend) Counters() map[string]uint64 {
+	if cs, ok := b.Runtime.(CounterSource); ok {
+		return cs.Counters()
+	}
+	return nil
+}

@@ -158,6 +158,31 @@ func (c *Client) LocationMapFile() (*os.File, error) {
 	return lm, nil
 }
 
+// Counters asks the runtime for its counters (page-ins, page-outs,
+// exchanges, ...; see kvmhost.Runtime.Counters). A runtime that speaks
+// only version 1 fails with ErrVersion.
+func (c *Client) Counters(ctx context.Context) (map[string]uint64, error) {
+	if c.welcome.Version < VersionStats {
+		return nil, fmt.Errorf("runtime socket %s: stats need protocol version %d, the runtime speaks %d: %w",
+			c.path, VersionStats, c.welcome.Version, ErrVersion)
+	}
+	ctx, cancel := withDefault(ctx)
+	defer cancel()
+	r, err := c.call(ctx, TypeGetStats, nil, TypeStats)
+	if err != nil {
+		return nil, fmt.Errorf("runtime socket %s: stats: %w", c.path, err)
+	}
+	cs, err := ParseStats(r.p)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]uint64, len(cs))
+	for _, x := range cs {
+		m[x.Name] = x.Value
+	}
+	return m, nil
+}
+
 // MakeResident asks the runtime to page gfns in and returns one result per
 // GFN: nil when it is resident, else an error (a runtime refusal matches
 // its sentinel with errors.Is, a lost connection wraps fabric.ErrPeer, an

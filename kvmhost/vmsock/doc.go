@@ -51,6 +51,13 @@
 //	8 make-resident  C->S  u32 n (<= MaxGFNsPerRequest), n x u64 GFN
 //	9 results        S->C  u32 n, then per GFN: u8 code (0 done), and if
 //	                       failed u16 m, m bytes of text (m <= 256)
+//	10 get-stats     C->S  empty (version 2 on)
+//	11 stats         S->C  u16 n (<= 256), {u8 m (1..64), m bytes of name,
+//	                       u64 value}...: the runtime's counters
+//
+// Version 2 adds only get-stats; a version-1 peer never sees it (the
+// client sends it only when version 2 was chosen; a server refuses it in a
+// version-1 connection as a protocol error).
 //
 // The first frame of a connection must be hello; the server answers with
 // welcome (the highest common version) or an error. An error frame with

@@ -12,8 +12,11 @@ import (
 // highest both ends support.
 const (
 	VersionMin = 1
-	VersionMax = 1
+	VersionMax = 2
 )
+
+// VersionStats is the first version with the get-stats request.
+const VersionStats = 2
 
 // HeaderSize is the size of a frame header on the wire.
 const HeaderSize = 12
@@ -53,22 +56,24 @@ type Type uint8
 // the request it answers, except an error frame with id 0, which ends the
 // connection.
 const (
-	TypeHello        Type = 1 // C->S: min, max version
-	TypeWelcome      Type = 2 // S->C: chosen version, max GFNs per request
-	TypeError        Type = 3 // S->C: code, message
-	TypeGetInfo      Type = 4 // C->S: empty
-	TypeInfo         Type = 5 // S->C: VMInfo
-	TypeGetFDs       Type = 6 // C->S: empty
-	TypeFDs          Type = 7 // S->C: count; the descriptors ride with the frame (SCM_RIGHTS)
-	TypeMakeResident Type = 8 // C->S: GFN list
-	TypeResults      Type = 9 // S->C: one result per GFN of the request
-	typeLimit        Type = 10
+	TypeHello        Type = 1  // C->S: min, max version
+	TypeWelcome      Type = 2  // S->C: chosen version, max GFNs per request
+	TypeError        Type = 3  // S->C: code, message
+	TypeGetInfo      Type = 4  // C->S: empty
+	TypeInfo         Type = 5  // S->C: VMInfo
+	TypeGetFDs       Type = 6  // C->S: empty
+	TypeFDs          Type = 7  // S->C: count; the descriptors ride with the frame (SCM_RIGHTS)
+	TypeMakeResident Type = 8  // C->S: GFN list
+	TypeResults      Type = 9  // S->C: one result per GFN of the request
+	TypeGetStats     Type = 10 // C->S: empty (version 2)
+	TypeStats        Type = 11 // S->C: the runtime's counters (version 2)
+	typeLimit        Type = 12
 )
 
 var typeNames = [...]string{
 	TypeHello: "hello", TypeWelcome: "welcome", TypeError: "error",
 	TypeGetInfo: "get-info", TypeInfo: "info", TypeGetFDs: "get-fds", TypeFDs: "fds",
-	TypeMakeResident: "make-resident", TypeResults: "results",
+	TypeMakeResident: "make-resident", TypeResults: "results", TypeGetStats: "get-stats", TypeStats: "stats",
 }
 
 func (t Type) String() string {
@@ -80,7 +85,7 @@ func (t Type) String() string {
 
 // request reports whether clients send frames of type t.
 func (t Type) request() bool {
-	return t == TypeHello || t == TypeGetInfo || t == TypeGetFDs || t == TypeMakeResident
+	return t == TypeHello || t == TypeGetInfo || t == TypeGetFDs || t == TypeMakeResident || t == TypeGetStats
 }
 
 // requestLimit is the largest payload a server accepts for request type t.
@@ -107,6 +112,8 @@ func replyLimit(t Type) uint32 {
 		return fdsSize
 	case TypeResults:
 		return maxResultsPaylod
+	case TypeStats:
+		return maxStatsPayload
 	}
 	return 0
 }
@@ -366,3 +373,64 @@ func ParseFDs(p []byte) (int, error) {
 
 // numFDs is how many descriptors an fds frame carries: RAM, then location map.
 const numFDs = 2
+
+// Bounds of a stats frame.
+const (
+	maxCounters     = 256
+	maxCounterName  = 64
+	maxStatsPayload = 2 + maxCounters*(1+maxCounterName+8)
+)
+
+// Counter is one of the runtime's counters, by name.
+type Counter struct {
+	Name  string
+	Value uint64
+}
+
+// AppendStats appends a stats payload: u16 n, then n x {u8 m, m bytes of
+// name, u64 value}. Counters past the bounds are left out.
+func AppendStats(b []byte, cs []Counter) []byte {
+	n := 0
+	for _, c := range cs {
+		if len(c.Name) > 0 && len(c.Name) <= maxCounterName && n < maxCounters {
+			n++
+		}
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(n))
+	n = 0
+	for _, c := range cs {
+		if len(c.Name) == 0 || len(c.Name) > maxCounterName || n == maxCounters {
+			continue
+		}
+		n++
+		b = append(b, byte(len(c.Name)))
+		b = append(b, c.Name...)
+		b = binary.BigEndian.AppendUint64(b, c.Value)
+	}
+	return b
+}
+
+// ParseStats decodes a stats payload.
+func ParseStats(p []byte) ([]Counter, error) {
+	d := decoder{p: p}
+	n := int(d.u16())
+	if n > maxCounters || n*10 > len(d.p) {
+		return nil, fmt.Errorf("stats: %d counters in %d bytes: %w", n, len(p), fabric.ErrProtocol)
+	}
+	cs := make([]Counter, 0, n)
+	for range n {
+		m := int(d.u8())
+		if d.err == nil && (m == 0 || m > maxCounterName) {
+			return nil, fmt.Errorf("stats: counter name of %d bytes: %w", m, fabric.ErrProtocol)
+		}
+		name := string(d.take(m))
+		cs = append(cs, Counter{Name: name, Value: d.u64()})
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("stats: %w", d.err)
+	}
+	if len(d.p) != 0 {
+		return nil, fmt.Errorf("stats: %d trailing bytes: %w", len(d.p), fabric.ErrProtocol)
+	}
+	return cs, nil
+}

@@ -37,6 +37,7 @@ func FuzzServerConn(f *testing.F) {
 	f.Add(join(h, frame(TypeMakeResident, 2, []byte{0, 0, 0, 1, 0})))
 	f.Add(join(h, AppendHeader(nil, Header{Type: TypeMakeResident, ID: 9, Len: MaxPayload})))
 	f.Add(join(hello(3, 9), frame(TypeGetInfo, 2, nil)))
+	f.Add(join(hello(1, 2), frame(TypeGetStats, 2, nil), frame(TypeGetInfo, 3, nil)))
 	f.Add([]byte("VS\x01\x00\x00\x00\x00\x01\x00\x00\x00\x04\x00\x01\x00\x01"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		client, server := socketPair(t)

@@ -23,6 +23,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		frame(TypeFDs, 3, []byte{numFDs}),
 		frame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
 		frame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
+		frame(TypeGetStats, 5, nil),
+		frame(TypeStats, 5, AppendStats(nil, []Counter{{"page_ins_total", 9}, {"remote_pages", 1 << 40}})),
 		AppendHeader(nil, Header{Type: TypeResults, ID: 1, Len: MaxPayload}),
 		{},
 	} {
@@ -92,6 +94,11 @@ func checkPayload(t *testing.T, typ Type, p []byte) {
 		g, err := ParseGFNs(nil, p)
 		if !rejected(err) && !bytes.Equal(AppendGFNs(nil, g), p) {
 			t.Fatalf("gfns %v from %x", g, p)
+		}
+	case TypeStats:
+		cs, err := ParseStats(p)
+		if !rejected(err) && !bytes.Equal(AppendStats(nil, cs), p) {
+			t.Fatalf("stats %v from %x", cs, p)
 		}
 	case TypeResults:
 		errs, err := ParseResults(p)

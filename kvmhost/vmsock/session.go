@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,7 @@ type session struct {
 	wmu     sync.Mutex // one frame at a time on the wire
 	wfailed bool       // guarded by wmu
 	payload []byte
+	version uint16 // negotiated in the handshake
 }
 
 func (ss *session) run() {
@@ -88,6 +91,7 @@ func (ss *session) handshake() error {
 	if err != nil {
 		return err
 	}
+	ss.version = v
 	ss.send(TypeWelcome, h.ID, AppendWelcome(nil, Welcome{Version: v, MaxGFNs: MaxGFNsPerRequest}))
 	return nil
 }
@@ -134,6 +138,12 @@ func (ss *session) handle(h Header, p []byte) error {
 	case TypeGetFDs:
 		ss.srv.stats.requests.Add(1)
 		ss.sendFDs(h.ID)
+	case TypeGetStats:
+		if ss.version < VersionStats {
+			return fmt.Errorf("get-stats in protocol version %d: %w", ss.version, fabric.ErrProtocol)
+		}
+		ss.srv.stats.requests.Add(1)
+		ss.sendStats(h.ID)
 	case TypeMakeResident:
 		gfns, err := ParseGFNs(nil, p)
 		if err != nil {
@@ -173,6 +183,24 @@ func (ss *session) sendFDs(id uint32) {
 	}
 	defer lm.Close()
 	ss.write(frame(TypeFDs, id, []byte{numFDs}), []*os.File{ram, lm})
+}
+
+func (ss *session) sendStats(id uint32) {
+	src, ok := ss.srv.cfg.Backend.(CounterSource)
+	var m map[string]uint64
+	if ok {
+		m = src.Counters()
+	}
+	if m == nil {
+		ss.fail(id, fmt.Errorf("this runtime keeps no counters: %w", ErrRuntime))
+		return
+	}
+	cs := make([]Counter, 0, len(m))
+	for name, v := range m {
+		cs = append(cs, Counter{Name: name, Value: v})
+	}
+	slices.SortFunc(cs, func(a, b Counter) int { return strings.Compare(a.Name, b.Name) })
+	ss.send(TypeStats, id, AppendStats(nil, cs))
 }
 
 func (ss *session) makeResident(id uint32, gfns []fabric.GFN) {

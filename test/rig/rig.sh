@@ -3,7 +3,9 @@
 # Boots a Debian 6.1 kernel under TCG with no NIC, brings up rxe0 on a veth
 # inside the guest and runs there: the RDMA Transport tests (go test -c -tags
 # rdma ./rdma), `vmemtrans subhost --rdma rxe0` + `vmemtrans bench fetch` over
-# RDMA, and our batched 4 KiB READ path against ib_read_bw -s 4096. Then, on
+# RDMA, our batched 4 KiB READ path against ib_read_bw -s 4096, and the
+# in-guest agent (vmemtrans-agent) over AF_VSOCK loopback and over a
+# virtio-serial port that the host reaches through QEMU's chardev. Then, on
 # the host, live introspection of a running guest with KASLR on through QMP
 # and its memory file (test/rig/live/live-introspect.sh).
 # Every check prints "rig: PASS|FAIL name"; the last line is
@@ -58,25 +60,49 @@ build go test -c "${STATIC[@]}" -o "$W/bin/rdma.test" ./rdma || abort build_rdma
 rm -f "$W/bin/vmemtrans" "$W/bin/vmemtrans-host"
 build go build "${STATIC[@]}" -o "$W/bin/vmemtrans" ./cmd/vmemtrans || ko build_vmemtrans_rdma
 (cd "$ROOT" && CGO_ENABLED=0 timeout 900 go build -trimpath -o "$W/bin/vmemtrans-host" ./cmd/vmemtrans) || ko build_vmemtrans_host
+rm -f "$W/bin/vmemtrans-agent"
+(cd "$ROOT" && CGO_ENABLED=0 timeout 900 go build -trimpath -ldflags '-s -w' -o "$W/bin/vmemtrans-agent" ./cmd/vmemtrans-agent) || ko build_vmemtrans_agent
 GUEST_BINS=("$W/bin/rdma.test"); [ -f "$W/bin/vmemtrans" ] && GUEST_BINS+=("$W/bin/vmemtrans")
+[ -f "$W/bin/vmemtrans-agent" ] && GUEST_BINS+=("$W/bin/vmemtrans-agent")
 phase go-build "$T"; T=$(now)
 
-# 4. initramfs: modules (rxe, veth, vsock), rdma-core tools, our binaries and checks
+# the in-guest agent's key for the virtio-serial check (hex, mode 0600): the
+# guest gets it in the initramfs, the host side uses it from $W
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/vmemtrans-agent.key"; echo >> "$W/vmemtrans-agent.key")
+
+# 4. initramfs: modules (rxe, veth, vsock, virtio-serial), rdma-core tools, our binaries and checks
 bash "$HERE/lib/mkinitrd.sh" "$W/stage" "$W/initrd.gz" "$HERE/init" \
-  "${GUEST_BINS[@]}" "$HERE/guest/checks.sh" "$ROOT/test/fixtures/linux-6.1-attack/memory.elf.zst" || abort mkinitrd
+  "${GUEST_BINS[@]}" "$HERE/guest/checks.sh" "$ROOT/test/fixtures/linux-6.1-attack/memory.elf.zst" \
+  "$W/vmemtrans-agent.key" || abort mkinitrd
 phase mkinitrd "$T"; T=$(now)
 
 # 5. boot the guest; QEMU runs under timeout and is stopped by its PID only
 LOG=$W/guest.log
+rm -f "$W/agent.sock"
 timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
   -kernel "$W/vmlinuz" -initrd "$W/initrd.gz" -append 'console=ttyS0 panic=-1 quiet rig.mode=rdma' \
+  -device virtio-serial-pci -chardev socket,id=agent,path="$W/agent.sock",server=on,wait=off \
+  -device virtserialport,chardev=agent,name=org.vmemtrans.agent \
   </dev/null >"$LOG" 2>&1 &
 QPID=$!
-trap 'kill "$QPID" 2>/dev/null' EXIT
+# the host side of agent_serial: through QEMU's chardev of the guest's
+# virtio-serial port, ask the in-guest agent for two frames until it answers
+# (it serves the port once the guest reaches that check)
+(for i in $(seq 1 100); do
+   kill -0 "$QPID" 2>/dev/null || exit 1
+   [ -S "$W/agent.sock" ] && timeout 60 "$W/bin/vmemtrans-host" agent touch --agent "unix:$W/agent.sock" \
+     --agent-key-file "$W/vmemtrans-agent.key" --gfn 0x100,0x1000 > "$W/agent-serial.out" 2>&1 && exit 0
+   sleep 3
+ done; exit 1) &
+APID=$!
+trap 'kill "$QPID" "$APID" 2>/dev/null' EXIT
 wait "$QPID"; echo "rig: qemu rc=$?"
+wait "$APID"; arc=$?
 trap - EXIT
-grep -aE '^(RIG|=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
-want="rxe0_add devices_offers_rdma go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma split_ps_proxy_rdma read_ratio_vs_ib_read_bw"
+cat "$W/agent-serial.out" 2>/dev/null
+if [ "$arc" = 0 ]; then ok agent_serial_host; else ko "agent_serial_host rc=$arc"; fi
+grep -aE '^(RIG|GFN|agent |=== RUN| *--- |    [a-z_]+_test\.go|    suite\.go)|rxe0|"transport"|pages/s' "$LOG" | grep -av RIG-RESULT | tr -d '\r'
+want="rxe0_add devices_offers_rdma agent_vsock agent_serial go_rdma_transport_suite rdma_conformance_suite cli_subhost_bench_rdma split_ps_proxy_rdma read_ratio_vs_ib_read_bw"
 for name in $want; do
   rc=$(grep -a "^RIG-RESULT $name " "$LOG" | tail -1 | awk '{print $3}' | tr -d '\r')
   if [ "$rc" = 0 ]; then ok "$name"; else ko "$name rc=${rc:-missing}"; fi

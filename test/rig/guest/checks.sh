@@ -127,9 +127,64 @@ check_split() {
   res split_ps_proxy_rdma $rc
 }
 
+# (e) the in-guest agent over real AF_VSOCK (vsock_loopback, CID 1): real
+# guest frames (from /proc/iomem's System RAM) are touched through the
+# guest's own /proc/kcore and answered done; a frame outside RAM is answered
+# not-ram; a wrong key is refused
+ram_gfns() { # first, middle and last whole page of each System RAM range
+  grep -a '^[0-9a-f]*-[0-9a-f]* : System RAM' /proc/iomem | while IFS='- ' read -r s e _; do
+    s=$(( (0x$s + 4095) >> 12 )); e=$(( ((0x$e + 1) >> 12) - 1 ))
+    [ "$e" -ge "$s" ] && printf '0x%x,0x%x,0x%x,' "$s" $(( (s + e) / 2 )) "$e"
+  done | sed 's/,$//'
+}
+check_agent() {
+  hexkey() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; }
+  (umask 077; hexkey > /tmp/agent.key; hexkey > /tmp/wrong.key)
+  timeout 300 vmemtrans-agent --vsock-port 5210 --key-file /tmp/agent.key --log-level info > /tmp/agent.log 2>&1 &
+  ap=$!
+  A="--agent vsock:1:5210 --agent-key-file /tmp/agent.key"
+  for i in $(seq 1 50); do timeout 10 vmemtrans agent ping $A > /tmp/agent-ping.txt 2>&1 && break; sleep 0.2; done
+  cat /tmp/agent-ping.txt
+  gfns=$(ram_gfns); echo "RIG-AGENT ram frames: $gfns"
+  timeout 60 vmemtrans agent touch $A --gfn "$gfns"; r1=$?
+  timeout 60 vmemtrans agent touch $A --gfn "$gfns" --json > /tmp/touch.json; r2=$?
+  nd=$(grep -c '"answer": "done"' /tmp/touch.json); nr=$(echo "$gfns" | tr ',' '\n' | grep -c .)
+  timeout 60 vmemtrans agent touch $A --gfn 0xfffffffff --json > /tmp/touch-out.json; r3=$?
+  timeout 30 vmemtrans agent ping --agent vsock:1:5210 --agent-key-file /tmp/wrong.key > /tmp/agent-wrong.txt 2>&1; r4=$?
+  echo "RIG-AGENT touch rc=$r1/$r2 ($nd of $nr done), outside ram rc=$r3 ($(grep -o '"answer": "[a-z-]*"' /tmp/touch-out.json)), wrong key rc=$r4: $(cat /tmp/agent-wrong.txt)"
+  kill $ap 2>/dev/null; wait $ap 2>/dev/null
+  tail -5 /tmp/agent.log
+  [ $r1 = 0 ] && [ $r2 = 0 ] && [ "$nr" -gt 0 ] && [ "$nd" = "$nr" ] && [ $r3 != 0 ] &&
+    grep '"answer": "not-ram"' /tmp/touch-out.json >/dev/null && [ $r4 != 0 ] &&
+    grep 'authentication failed' /tmp/agent-wrong.txt >/dev/null
+  res agent_vsock $?
+}
+
+# (f) the agent on a real virtio-serial port: the host (rig.sh) connects to
+# QEMU's chardev of the port and asks for two frames; the guest serves the
+# port until that session has been served and the host hung up. No udev
+# here makes /dev/virtio-ports/NAME: the agent finds the port in sysfs.
+check_agent_serial() {
+  (umask 077; cp /usr/bin/vmemtrans-agent.key /tmp/agent-serial.key)
+  timeout 300 vmemtrans-agent --vsock-port 0 --serial /dev/virtio-ports/org.vmemtrans.agent \
+    --key-file /tmp/agent-serial.key --log-level debug > /tmp/agent-serial.log 2>&1 &
+  ap=$!
+  # a served session: authenticated, then the host hung up
+  for i in $(seq 1 600); do
+    awk '/client authenticated/ {a = 1} a && /client left/ {f = 1} END {exit !f}' /tmp/agent-serial.log && break
+    kill -0 $ap 2>/dev/null || break
+    sleep 0.2
+  done
+  kill $ap 2>/dev/null; wait $ap 2>/dev/null
+  tail -4 /tmp/agent-serial.log
+  grep -E 'agent: stopped.*pages_touched=[1-9]' /tmp/agent-serial.log >/dev/null; res agent_serial $?
+}
+
 run_checks() {
   rxe_setup
   check_devices
+  check_agent
+  check_agent_serial
   check_transport
   check_conformance
   check_cli

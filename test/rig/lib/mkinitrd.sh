@@ -7,7 +7,7 @@
 set -euo pipefail
 STAGE=$(readlink -f "$1"); OUT=$(readlink -f "$2"); INIT=$(readlink -f "$3"); shift 3
 # rdma_rxe needs the crc32 shash, which modules.dep does not list.
-MODULES=${RIG_MODULES:-"crc32_generic rdma_rxe ib_uverbs rdma_ucm vsock_loopback vsock_diag veth"}
+MODULES=${RIG_MODULES:-"crc32_generic rdma_rxe ib_uverbs rdma_ucm vsock_loopback vsock_diag veth virtio_pci virtio_console"}
 KREL=$(ls "$STAGE"/lib/modules | sort -V | tail -1)
 R=$(mktemp -d); trap 'rm -rf "$R"' EXIT
 mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,var/run,usr/bin,usr/lib/x86_64-linux-gnu,usr/lib64,root}
