@@ -90,12 +90,9 @@ func (r *Runtime) serve(msgs []uffd.Msg, retry map[uintptr]time.Time) {
 	for _, g := range missing {
 		switch {
 		case r.flags[g]&flagBacked == 0 || r.locs.Load(g).State() == fabric.StateLocal && r.flags[g]&flagResident == 0:
-			// Never written (a hole, or a frame no image content reached):
+			// Never written (a hole, or a frame no content reached yet):
 			// it reads as zeros.
-			r.c.zeroFills.Add(1)
-			if err := r.uf.ZeroPage(r.addr(g), fabric.PageSize); err != nil {
-				r.log.Error().Err(err).Uint64("gfn", uint64(g)).Msg("zero fill failed")
-			}
+			r.fillZero(g)
 		case r.flags[g]&flagResident != 0:
 			r.uf.Wake(r.addr(g), fabric.PageSize) // duplicate message: already in
 		default:
