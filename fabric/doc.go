@@ -22,8 +22,13 @@
 // ReadStableBatch. Local pages are read through the SIGBUS view: a read-only
 // private mapping of the RAM memfd registered with Memory's own userfaultfd
 // in SIGBUS mode, read with copy() while faults are recovered, so a hole
-// (a page evicted under the read) faults instead of being allocated; pread
-// is the fallback where the view cannot be made (LocalMode says which).
+// faults instead of being allocated; pread is the fallback where the view
+// cannot be made (LocalMode says which). A hole under a local word that
+// held still across the read is a frame the guest never wrote and reads as
+// zeros: the runtime punches a page only after publishing its remote word
+// and installs one only before publishing its local word, so a page with
+// content is never a hole under a local word. NextData skips such frames,
+// so a scan reads what the guest wrote, not its whole size.
 // Remote pages are read by the configured Method: proxy (one transport
 // batch per sub-host per round, buffers filled in place), self (the
 // Exchanger pages them in, then they are read locally; a frame it fails is

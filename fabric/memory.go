@@ -17,9 +17,6 @@ var (
 	// ErrBadLayout reports a guest-physical layout that is empty, unaligned
 	// or larger than the RAM file or the location map.
 	ErrBadLayout = errors.New("invalid guest-physical layout")
-	// ErrMissing reports a page whose location word says local while guest
-	// RAM holds no page there, through every retry.
-	ErrMissing = errors.New("local page missing from guest ram")
 	// ErrNoSubhost reports a location naming a sub-host Memory has no
 	// transport for.
 	ErrNoSubhost = errors.New("no transport for sub-host")

@@ -88,6 +88,39 @@ func (v *localView) pread(dst []byte, off uint64) error {
 	return nil
 }
 
+// dataFrom is the first offset in [off, end) where guest RAM holds a page
+// (SEEK_DATA), or end.
+func (v *localView) dataFrom(off, end uint64) uint64 {
+	return v.seek(off, end, unix.SEEK_DATA)
+}
+
+// holeFrom is the first offset in [off, end) where guest RAM holds no page
+// (SEEK_HOLE), or end.
+func (v *localView) holeFrom(off, end uint64) uint64 {
+	return v.seek(off, end, unix.SEEK_HOLE)
+}
+
+// seek answers conservatively when lseek cannot: everything is data.
+func (v *localView) seek(off, end uint64, whence int) uint64 {
+	if off >= end {
+		return end
+	}
+	for {
+		n, err := unix.Seek(v.fd, int64(off), whence)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.ENXIO: // no data at or after off
+			return end
+		case err != nil && whence == unix.SEEK_DATA:
+			return off
+		case err != nil:
+			return end
+		}
+		return min(uint64(n), end)
+	}
+}
+
 func (v *localView) close() error {
 	if v.view != nil {
 		return v.view.close()

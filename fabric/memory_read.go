@@ -10,19 +10,19 @@ import (
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
-// Internal outcomes of one read round that the outer loop of readPieces
-// retries when the word held still (so ReadStableBatch did not).
+// Internal outcomes of one read round, settled by the outer loop of
+// readPieces once the word held still (so ReadStableBatch did not retry).
 var (
-	// errHole: the word said local but the view faulted (a page-out raced
-	// the read, or the page is missing).
+	// errHole: the word said local but the view faulted: if the word held
+	// still, the frame was never written and reads as zeros.
 	errHole = errors.New("local page is a hole")
 	// errExchanged: the Exchanger made the frame resident; read it locally.
 	errExchanged = errors.New("frame exchanged, read pending")
 )
 
 // holdRounds is how many times readPieces re-runs the read protocol for
-// pages whose word held still but whose read must be redone (errHole,
-// errExchanged), before it reports them failed.
+// pages whose word held still but whose read must be redone (errExchanged),
+// before it reports them failed.
 const holdRounds = 4
 
 // piece is the part of one range that lies in one guest page.
@@ -207,9 +207,17 @@ func (m *Memory) readPieces(b *readBatch) {
 			}
 			err := curE[j]
 			switch {
-			case err == errHole || err == errExchanged:
+			case err == errHole:
+				// The word held local across a read that found no page: the
+				// frame was never written (the runtime punches a page only
+				// after publishing its remote word, and fills one only before
+				// publishing its local word), so it reads as zeros.
+				clear(b.pieces[i].dst)
+				curE[j], b.errs[i] = nil, nil
+				continue
+			case err == errExchanged:
 				if hold >= holdRounds {
-					b.errs[i] = heldError(b.gfns[i], b.words[i], err)
+					b.errs[i] = heldError(b.gfns[i], b.words[i])
 					continue
 				}
 			case err != nil && curW[j] == InvalidWord && errors.Is(err, ErrUnstable):
@@ -238,10 +246,7 @@ func (m *Memory) readPieces(b *readBatch) {
 	m.account(b)
 }
 
-func heldError(g GFN, w Word, err error) error {
-	if err == errHole {
-		return fmt.Errorf("gfn %#x (%v): %d rounds: %w", uint64(g), w, holdRounds+1, ErrMissing)
-	}
+func heldError(g GFN, w Word) error {
 	return fmt.Errorf("gfn %#x (%v): made resident %d times, still not local: %w", uint64(g), w, holdRounds+1, ErrUnstable)
 }
 

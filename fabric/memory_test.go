@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -554,8 +555,9 @@ func requireView(t *testing.T, m *fabric.Memory) {
 }
 
 // TestMemoryViewHole reads a page whose word says local while guest RAM
-// holds a hole: the view faults, the fault is recovered, the read fails
-// with ErrMissing, and nothing is allocated in the memfd.
+// holds a hole (a frame never written): the view faults, the fault is
+// recovered, the page reads as zeros, and nothing is allocated in the
+// memfd. NextData skips the hole.
 func TestMemoryViewHole(t *testing.T) {
 	content := stampedContent(16)
 	vm := newFakeVM(t, content, 1, 16)
@@ -568,17 +570,24 @@ func TestMemoryViewHole(t *testing.T) {
 		{Addr: 5<<12 + 100, Buf: make([]byte, 8)},
 		{Addr: 7 << 12, Buf: make([]byte, 4096)},
 	}
-	err := m.ReadPhys(batch)
-	if !errors.Is(err, physmem.ErrPartial) {
-		t.Fatalf("batch error %v", err)
-	}
-	for _, i := range []int{0, 1} {
-		if !errors.Is(batch[i].Err, fabric.ErrMissing) {
-			t.Errorf("range %d over the hole: %v, want ErrMissing", i, batch[i].Err)
+	for i := range batch {
+		for k := range batch[i].Buf {
+			batch[i].Buf[k] = 0xa5
 		}
 	}
-	if batch[2].Err != nil || !bytes.Equal(batch[2].Buf, content[7<<12:8<<12]) {
-		t.Errorf("range beside the hole: %v", batch[2].Err)
+	if err := m.ReadPhys(batch); err != nil {
+		t.Fatalf("batch error %v", err)
+	}
+	want := slices.Clone(content[4<<12 : 7<<12])
+	clear(want[1<<12 : 2<<12])
+	if !bytes.Equal(batch[0].Buf, want) {
+		t.Errorf("run across the hole: the hole does not read as zeros between its neighbours")
+	}
+	if !bytes.Equal(batch[1].Buf, make([]byte, 8)) {
+		t.Errorf("range inside the hole: % x, want zeros", batch[1].Buf)
+	}
+	if !bytes.Equal(batch[2].Buf, content[7<<12:8<<12]) {
+		t.Errorf("range beside the hole differs")
 	}
 	if after := vm.stBlocks(); after != blocks {
 		t.Errorf("memfd blocks %d -> %d: the read allocated the hole", blocks, after)
@@ -586,7 +595,13 @@ func TestMemoryViewHole(t *testing.T) {
 	if s := m.Stats(); s.LocalFaults == 0 {
 		t.Errorf("stats %+v: no fault recorded", s)
 	}
-	// The page comes back (as a page-in would fill it): readable again.
+	if s, e, ok := m.NextData(4 << 12); !ok || s != 4<<12 || e != 5<<12 {
+		t.Errorf("NextData(4 pages) = %#x, %#x, %v; want the page before the hole", s, e, ok)
+	}
+	if s, _, ok := m.NextData(5 << 12); !ok || s != 6<<12 {
+		t.Errorf("NextData(5 pages) = %#x, %v; want the page after the hole", s, ok)
+	}
+	// The page comes back (as a fault would fill it): its content reads again.
 	if _, err := vm.ram.WriteAt(content[5<<12:6<<12], 5<<12); err != nil {
 		t.Fatal(err)
 	}
@@ -658,5 +673,40 @@ func TestMemoryLongMove(t *testing.T) {
 	}
 	if !errors.Is(err, physmem.ErrPartial) || !errors.Is(batch[0].Err, fabric.ErrUnstable) || batch[1].Err != nil {
 		t.Fatalf("batch %v, ranges %v / %v: want ErrUnstable for the moving frame only", err, batch[0].Err, batch[1].Err)
+	}
+}
+
+// TestMemoryNextDataSkipsNeverWritten checks that NextData yields every
+// frame with content, local or remote, and skips only local holes.
+func TestMemoryNextDataSkipsNeverWritten(t *testing.T) {
+	content := stampedContent(32)
+	vm := newFakeVM(t, content, 1, 32)
+	m := vm.memory(t, fabric.MemoryConfig{Method: fabric.MethodProxy})
+	for _, g := range []fabric.GFN{3, 4, 10, 11, 12, 30} { // never written
+		vm.punch(g)
+	}
+	for _, g := range []fabric.GFN{5, 6, 20, 31} { // remote: holes here too
+		if err := vm.pageOut(g, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [][2]uint64
+	for a := uint64(0); ; {
+		s, e, ok := m.NextData(a)
+		if !ok {
+			break
+		}
+		if s < a || e <= s {
+			t.Fatalf("NextData(%#x) = [%#x, %#x)", a, s, e)
+		}
+		got = append(got, [2]uint64{s >> 12, e >> 12})
+		a = e
+	}
+	want := [][2]uint64{{0, 3}, {5, 10}, {13, 30}, {31, 32}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("extents (pages) %v, want %v", got, want)
+	}
+	if s, e, ok := m.NextData(7<<12 + 5); !ok || s != 7<<12+5 || e != 10<<12 {
+		t.Errorf("NextData inside an extent = %#x, %#x, %v", s, e, ok)
 	}
 }

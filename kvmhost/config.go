@@ -60,8 +60,9 @@ type Stats struct {
 	ExchangedPages   uint64 // pages MakeResident paged in
 	ZeroFills        uint64 // faults on frames that were never written, filled with zeros
 	ResidentPages    uint64 // backed pages resident now
-	ResidentLimit    uint64 // the most backed pages kept resident
+	ResidentLimit    uint64 // the most pages kept resident: ResidentPct of the pages with content at load
 	BackedPages      uint64 // pages the layout backs
+	EmptyPages       uint64 // pages of zeros in the image, held nowhere until written
 	RemotePages      uint64 // pages held by sub-hosts now
 	WorkloadReads    uint64 // pages the workload read
 	WorkloadWrites   uint64 // pages the workload stamped

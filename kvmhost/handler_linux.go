@@ -86,18 +86,32 @@ func (r *Runtime) serve(msgs []uffd.Msg, retry map[uintptr]time.Time) {
 	for _, g := range wp {
 		r.uf.Wake(r.addr(g), fabric.PageSize)
 	}
-	var in []fabric.GFN
+	var in, zero []fabric.GFN
 	for _, g := range missing {
 		switch {
-		case r.flags[g]&flagBacked == 0 || r.locs.Load(g).State() == fabric.StateLocal && r.flags[g]&flagResident == 0:
-			// Never written (a hole, or a frame no content reached yet):
-			// it reads as zeros.
-			r.fillZero(g)
+		case r.flags[g]&flagBacked == 0:
+			// Not guest RAM (a layout hole): zeros, never kept.
+			r.zeroFill(g)
 		case r.flags[g]&flagResident != 0:
 			r.uf.Wake(r.addr(g), fabric.PageSize) // duplicate message: already in
+		case r.locs.Load(g).State() == fabric.StateLocal:
+			zero = append(zero, g) // never written: it becomes a resident page of zeros
 		default:
 			in = append(in, g)
 		}
+	}
+	if len(zero) > 0 {
+		r.makeRoom(uint64(len(zero)))
+		filled := uint64(0)
+		for _, g := range zero {
+			if r.zeroFill(g) {
+				r.flags[g] |= flagResident | flagRef
+				r.resident++
+				filled++
+			}
+		}
+		r.c.resident.Store(r.resident)
+		r.grow.touched(r, filled)
 	}
 	if len(in) == 0 {
 		return
@@ -111,6 +125,16 @@ func (r *Runtime) serve(msgs []uffd.Msg, retry map[uintptr]time.Time) {
 			retry[r.addr(in[i])] = time.Now().Add(faultRetry)
 		}
 	}
+}
+
+// zeroFill installs a page of zeros at g, reporting whether it did.
+func (r *Runtime) zeroFill(g fabric.GFN) bool {
+	r.c.zeroFills.Add(1)
+	if err := r.uf.ZeroPage(r.addr(g), fabric.PageSize); err != nil {
+		r.log.Error().Err(err).Uint64("gfn", uint64(g)).Msg("zero fill failed")
+		return false
+	}
+	return true
 }
 
 // Start runs the fault handler and the workload threads. It raises

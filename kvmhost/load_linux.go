@@ -5,6 +5,7 @@ package kvmhost
 import (
 	"context"
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -18,14 +19,19 @@ const (
 	residentGroup = 16   // resident pages are chosen in groups this long, spread evenly
 )
 
-// load copies the image in: resident pages are written into the memfd
-// (before it is registered, so they are simply present), the others go
-// straight from the image to sub-host slots, so the memfd keeps a hole
-// where they are. Every remote page's word is remote, generation 1.
+// load copies the image in. A page of zeros is never written anywhere: it
+// stays a hole of the memfd under a local word, as a frame the guest never
+// wrote (a fault fills it with zeros, a reader of the hole reads zeros). Of
+// the pages with content, ResidentPct are written into the memfd (before it
+// is registered, so they are simply present) and the others go straight
+// from the image to sub-host slots, so the memfd keeps a hole where they
+// are too. Every remote page's word is remote, generation 1. The resident
+// limit is ResidentPct of the pages with content.
 func (r *Runtime) load(ctx context.Context, cfg Config) error {
 	pct := uint64(cfg.ResidentPct)
 	buf := make([]byte, loadChunk*fabric.PageSize)
 	var remoteRun int
+	var data uint64 // pages with content so far: the resident choice counts these
 	for i := 0; i < len(r.backed); {
 		// a chunk of consecutive frames
 		n := 1
@@ -41,11 +47,15 @@ func (r *Runtime) load(ctx context.Context, cfg Config) error {
 		batches := make([][]fabric.SlotIO, len(r.subs))
 		var batchGFN = make([][]fabric.GFN, len(r.subs))
 		for j := range n {
-			idx := uint64(i + j)
 			g := first + fabric.GFN(j)
 			page := chunk[j*fabric.PageSize : (j+1)*fabric.PageSize]
-			grp := idx / residentGroup
-			if r.resident < r.limit && (pct == 100 || (grp+1)*pct/100 > grp*pct/100) {
+			if isZeroPage(page) {
+				r.empty++
+				continue
+			}
+			grp := data / residentGroup
+			data++
+			if pct == 100 || (grp+1)*pct/100 > grp*pct/100 {
 				if _, err := unix.Pwrite(int(r.ram.Fd()), page, int64(g.Addr())); err != nil {
 					return fmt.Errorf("split memory: write gfn %#x into guest ram: %w", uint64(g), err)
 				}
@@ -83,8 +93,19 @@ func (r *Runtime) load(ctx context.Context, cfg Config) error {
 		}
 		i += n
 	}
+	r.limit = max(r.resident, residentLimit(data, cfg.ResidentPct))
 	r.c.resident.Store(r.resident)
 	return nil
+}
+
+// isZeroPage reports whether page holds only zero bytes.
+func isZeroPage(page []byte) bool {
+	for _, w := range unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(page))), len(page)/8) {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // pickSub moves nextSub to the next sub-host (round robin) with a free slot.

@@ -213,6 +213,9 @@ func (r *Runtime) pageIn(ctx context.Context, gs []fabric.GFN) (errs []error, br
 			r.flags[g] |= flagRef
 			continue
 		}
+		if r.locs.Load(g).State() == fabric.StateLocal {
+			continue // never written: local already, it reads as zeros
+		}
 		need = append(need, i)
 	}
 	step := max(1, min(int(r.limit/2), pageInBatchMax))

@@ -49,6 +49,7 @@ type Runtime struct {
 	hand     int
 	resident uint64
 	limit    uint64
+	empty    uint64      // pages of zeros at load, held nowhere
 	grow     limitGrowth // a VMM guest's limit follows the pages it has touched
 	nextSub  int
 	closed   bool
@@ -100,8 +101,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			r.backed = append(r.backed, g)
 		}
 	}
-	r.limit = residentLimit(uint64(len(r.backed)), cfg.ResidentPct)
-	r.c.limit.Store(r.limit)
 	if err := r.createRAM(gfns); err != nil {
 		r.release()
 		return nil, err
@@ -110,11 +109,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.release()
 		return nil, err
 	}
+	r.c.limit.Store(r.limit)
 	if err := r.register(); err != nil {
 		r.release()
 		return nil, err
 	}
-	r.log.Info().Int("backed_pages", len(r.backed)).Uint64("resident", r.resident).
+	r.log.Info().Int("backed_pages", len(r.backed)).Uint64("empty", r.empty).Uint64("resident", r.resident).
 		Uint64("remote", r.c.remote.Load()).Int("subhosts", len(r.subs)).Msg("guest memory split")
 	return r, nil
 }
@@ -190,7 +190,7 @@ func (r *Runtime) Stats() Stats {
 		Faults: r.c.faults.Load(), WPFaults: r.c.wpFaults.Load(), PageIns: r.c.pageIns.Load(),
 		PageOuts: r.c.pageOuts.Load(), ExchangeRequests: r.c.exchReqs.Load(), ExchangedPages: r.c.exchPages.Load(),
 		ZeroFills: r.c.zeroFills.Load(), ResidentPages: r.c.resident.Load(), ResidentLimit: r.c.limit.Load(),
-		BackedPages: uint64(len(r.backed)), RemotePages: r.c.remote.Load(), WorkloadReads: r.c.wlReads.Load(),
+		BackedPages: uint64(len(r.backed)), EmptyPages: r.empty, RemotePages: r.c.remote.Load(), WorkloadReads: r.c.wlReads.Load(),
 		WorkloadWrites: r.c.wlWrites.Load(), PageInErrors: r.c.pageInErrs.Load(), PageOutErrors: r.c.pageOutErrs.Load(),
 	}
 }

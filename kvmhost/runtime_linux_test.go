@@ -272,3 +272,39 @@ func TestClockSparesAccessedPages(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroPagesStayHoles splits an image of which some pages are all zeros:
+// those go nowhere (no slot, no memory here), the resident share counts
+// only the pages with content, and a zero page faults in as zeros, becomes
+// resident and is evicted and brought back like any other.
+func TestZeroPagesStayHoles(t *testing.T) {
+	img := testImage(200, 0, 0)
+	zero := map[fabric.GFN]bool{}
+	for g := fabric.GFN(0); g < 200; g += 3 {
+		clear(img.page(g))
+		zero[g] = true
+	}
+	subs := memSubhosts(img.layout, 1)
+	rt := newTestRuntime(t, img, subs, 25, WorkloadConfig{})
+	st := rt.Stats()
+	data := uint64(200 - len(zero))
+	if st.EmptyPages != uint64(len(zero)) || st.ResidentLimit != data/4 || st.ResidentPages > st.ResidentLimit ||
+		st.RemotePages != data-st.ResidentPages {
+		t.Fatalf("after split: %+v (want %d empty, limit %d)", st, len(zero), data/4)
+	}
+	for g := range zero {
+		if w := rt.locs.Load(g); w.State() != fabric.StateLocal || w.Gen() != 0 {
+			t.Fatalf("zero gfn %#x: word %v", uint64(g), w)
+		}
+	}
+	// MakeResident of a never-written frame succeeds at once: it is local.
+	if errs := rt.MakeResident(context.Background(), []fabric.GFN{0, 3}); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("make resident of zero pages: %v", errs)
+	}
+	checkAllPages(t, rt, img)
+	st = rt.Stats()
+	if st.ZeroFills < uint64(len(zero)) || st.ResidentPages > st.ResidentLimit || st.PageOuts == 0 {
+		t.Fatalf("after reading everything: %+v", st)
+	}
+	checkAllPages(t, rt, img) // zero pages that went out come back as zeros
+}

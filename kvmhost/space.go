@@ -44,7 +44,7 @@ const defaultMinResident = 256
 type limitGrowth struct {
 	pct     uint64 // 0: the limit is fixed
 	floor   uint64
-	touched uint64 // frames given content since start
+	count   uint64 // frames given content since start
 }
 
 func (c *SpaceConfig) check() error {

@@ -77,29 +77,13 @@ func NewForSpace(cfg SpaceConfig) (*Runtime, error) {
 	return r, nil
 }
 
-// fillZero serves a missing fault on a frame that was never written (a
-// local hole): zeros, installed by the userfaultfd. A backed frame then
-// holds content like any resident page (it may be paged out later), so
-// room is made for it first. r.mu is held.
-func (r *Runtime) fillZero(g fabric.GFN) {
-	backed := r.flags[g]&flagBacked != 0
-	if backed {
-		r.makeRoom(1)
-	}
-	r.c.zeroFills.Add(1)
-	if err := r.uf.ZeroPage(r.addr(g), fabric.PageSize); err != nil {
-		r.log.Error().Err(err).Uint64("gfn", uint64(g)).Msg("zero fill failed")
+// touched raises the resident limit of a VMM guest as it gives n more
+// frames content (its first touches). r.mu is held.
+func (g *limitGrowth) touched(r *Runtime, n uint64) {
+	if g.pct == 0 || n == 0 {
 		return
 	}
-	if !backed {
-		return
-	}
-	r.flags[g] |= flagResident | flagRef
-	r.resident++
-	r.c.resident.Store(r.resident)
-	if r.grow.pct > 0 {
-		r.grow.touched++
-		r.limit = max(r.grow.floor, r.grow.touched*r.grow.pct/100)
-		r.c.limit.Store(r.limit)
-	}
+	g.count += n
+	r.limit = max(g.floor, g.count*g.pct/100)
+	r.c.limit.Store(r.limit)
 }

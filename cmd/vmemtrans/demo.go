@@ -9,6 +9,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/internal/demo"
 )
 
@@ -16,6 +17,10 @@ func init() {
 	cfg := demo.DefaultConfig()
 	var residentPct, subhosts, cacheMB int
 	var image string
+	methods := []string{}
+	for _, m := range cfg.Methods {
+		methods = append(methods, m.String())
+	}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The whole system on one machine: a real guest split across sub-hosts, read by every method",
@@ -30,6 +35,14 @@ give the unsplit image's answers; the table shows what each cost.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.ResidentPct, cfg.Subhosts, cfg.CacheBytes = residentPct, subhosts, int64(cacheMB)<<20
+			cfg.Methods = cfg.Methods[:0]
+			for _, s := range methods {
+				m, err := fabric.ParseMethod(s)
+				if err != nil {
+					return fmt.Errorf("--methods: %w", err)
+				}
+				cfg.Methods = append(cfg.Methods, m)
+			}
 			if image != "" {
 				cfg.Image = image
 			}
@@ -58,6 +71,7 @@ give the unsplit image's answers; the table shows what each cost.
 	fl.IntVar(&residentPct, "resident", cfg.ResidentPct, "percent of guest pages kept resident on the main host")
 	fl.IntVar(&subhosts, "subhosts", cfg.Subhosts, "sub-hosts holding the rest")
 	fl.IntVar(&cacheMB, "cache-mb", int(cfg.CacheBytes>>20), "adaptive method's page cache, MiB")
+	fl.StringSliceVar(&methods, "methods", methods, "split-memory read methods to run, in order (proxy, self, adaptive)")
 	rootCmd.AddCommand(cmd)
 }
 

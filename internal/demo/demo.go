@@ -63,7 +63,7 @@ func DefaultConfig() Config {
 		Patterns:           [][]byte{[]byte("vmt_hideme"), []byte("rkit")},
 		WorkloadThreads:    2,
 		WorkloadRate:       5000,
-		WorkloadHotPages:   4096,
+		WorkloadHotPages:   2048,
 		WorkloadWriteRatio: 0.3,
 		Methods:            []fabric.Method{fabric.MethodProxy, fabric.MethodSelf, fabric.MethodAdaptive},
 		Log:                zerolog.Nop(),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
@@ -77,8 +78,9 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	s := &scanner{
 		patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1,
 		ranges: make([]physmem.Range, 0, batchPages),
-		buf:    make([]byte, longest-1+batchPages*pageSize),
+		buf:    getBuffer(longest - 1 + batchPages*pageSize),
 	}
+	defer putBuffer(s.buf)
 	size := r.Size()
 	next := func(addr uint64) (uint64, uint64, bool) {
 		if addr >= size {
@@ -111,6 +113,19 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	}
 	return s.finish()
 }
+
+// buffers keeps scan buffers between scans: an IDS scans again and again,
+// and a fresh batch buffer (16 MiB by default) costs a page fault per page.
+var buffers sync.Pool
+
+func getBuffer(n int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBuffer(b []byte) { buffers.Put(&b) }
 
 // scanner carries the tail of the last readable page across batches, so a
 // match straddling two batches is seen whole.
