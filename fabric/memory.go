@@ -136,6 +136,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 			cb = DefaultCacheBytes
 		}
 		m.cache = newPageCache(cb, cfg.Locations, &m.stats.evictions)
+		m.cache.prefault(int(m.remotePages()))
 	}
 	return m, nil
 }
@@ -162,6 +163,20 @@ func (m *Memory) Stats() MemoryStats {
 		CacheHits: s.hits.Load(), CacheMisses: s.misses.Load(), CacheEvictions: s.evictions.Load(),
 		Retries: s.retries.Load(), LocalFaults: s.faults.Load(), FailedPages: s.failed.Load(),
 	}
+}
+
+// remotePages counts the frames of the layout that are remote now: what
+// a scan would fetch, and so the cache memory worth having ready.
+func (m *Memory) remotePages() uint64 {
+	var n uint64
+	for _, r := range m.layout {
+		for g := GFNOf(r.Start); g < GFNOf(r.End+PageSize-1); g++ {
+			if m.cfg.Locations.Load(g).State() == StateRemote {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Close releases the local view and the cache. It closes neither the RAM

@@ -30,8 +30,8 @@ const (
 	// cacheIdle stops the sweeper when no read has come for this long; the
 	// entries then age out and are refetched on the next use.
 	cacheIdle = 5 * time.Second
-	// cacheChunk pages of cache memory are allocated at a time, as used.
-	cacheChunk = 1024
+	// cacheChunk pages of cache memory are allocated at a time.
+	cacheChunk = 256
 )
 
 // cacheFill is a page fetched for the cache during a call, inserted once
@@ -62,6 +62,7 @@ type pageCache struct {
 	index map[GFN]int32
 	ents  []cacheEnt
 	data  [][]byte // chunks of cacheChunk pages
+	ready [][]byte // chunks faulted in ahead of use by prefault, not yet in data
 	hand  int
 
 	lastUse  atomic.Int64
@@ -145,7 +146,12 @@ func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
 func (c *pageCache) victim() int {
 	if len(c.ents) < c.capacity {
 		if len(c.ents)%cacheChunk == 0 {
-			c.data = append(c.data, newCacheChunk(cacheChunk*PageSize))
+			if n := len(c.ready); n > 0 {
+				c.data = append(c.data, c.ready[n-1])
+				c.ready = c.ready[:n-1]
+			} else {
+				c.data = append(c.data, newCacheChunk(cacheChunk*PageSize))
+			}
 		}
 		if len(c.ents) == cap(c.ents) {
 			grown := make([]cacheEnt, len(c.ents), min(c.capacity, max(2*cap(c.ents), cacheChunk)))
@@ -171,6 +177,34 @@ func (c *pageCache) victim() int {
 		c.evictions.Add(1)
 		return k
 	}
+}
+
+// prefault faults in, on its own goroutine, cache memory for up to pages
+// pages (bounded by the capacity), so that filling the cache copies into
+// memory that is already there: what a first scan's fill costs beyond proxy
+// paging is then one copy per page.
+func (c *pageCache) prefault(pages int) {
+	chunks := (min(pages, c.capacity) + cacheChunk - 1) / cacheChunk
+	if chunks == 0 {
+		return
+	}
+	c.done.Add(1)
+	go func() {
+		defer c.done.Done()
+		for range chunks {
+			if c.closed.Load() {
+				return
+			}
+			b := newCacheChunk(cacheChunk * PageSize)
+			c.mu.Lock()
+			if len(c.data)+len(c.ready) >= (c.capacity+cacheChunk-1)/cacheChunk {
+				c.mu.Unlock()
+				return
+			}
+			c.ready = append(c.ready, b)
+			c.mu.Unlock()
+		}
+	}()
 }
 
 // touch notes a use and starts the sweeper if it is not running.

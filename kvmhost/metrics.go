@@ -21,6 +21,7 @@ func (r *Runtime) Collectors() []prometheus.Collector {
 		counter("page_outs_total", "Pages written out to sub-hosts.", func(s Stats) uint64 { return s.PageOuts }),
 		counter("exchange_requests_total", "Self-paging requests (MakeResident).", func(s Stats) uint64 { return s.ExchangeRequests }),
 		counter("exchanged_pages_total", "Pages paged in by self-paging requests.", func(s Stats) uint64 { return s.ExchangedPages }),
+		counter("zero_fills_total", "Faults on frames never written, filled with zeros.", func(s Stats) uint64 { return s.ZeroFills }),
 		counter("page_in_errors_total", "Page-ins that failed.", func(s Stats) uint64 { return s.PageInErrors }),
 		counter("page_out_errors_total", "Page-outs that failed.", func(s Stats) uint64 { return s.PageOutErrors }),
 		counter("workload_writes_total", "Pages the synthetic workload stamped.", func(s Stats) uint64 { return s.WorkloadWrites }),
@@ -29,6 +30,7 @@ func (r *Runtime) Collectors() []prometheus.Collector {
 		gauge("resident_limit_pages", "Most backed pages kept resident.", func(s Stats) uint64 { return s.ResidentLimit }),
 		gauge("remote_pages", "Pages held by sub-hosts.", func(s Stats) uint64 { return s.RemotePages }),
 		gauge("backed_pages", "Pages the guest layout backs.", func(s Stats) uint64 { return s.BackedPages }),
+		gauge("empty_pages", "Pages of zeros at split, held nowhere until written.", func(s Stats) uint64 { return s.EmptyPages }),
 	}
 }
 

@@ -114,18 +114,36 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	return s.finish()
 }
 
-// buffers keeps scan buffers between scans: an IDS scans again and again,
-// and a fresh batch buffer (16 MiB by default) costs a page fault per page.
-var buffers sync.Pool
+// spare keeps scan buffers between scans: an IDS scans again and again,
+// and a fresh batch buffer (16 MiB by default) costs a page fault per page
+// (in a VM whose host backs memory lazily, a host fault too: tens of µs a
+// page). A sync.Pool would drop them at every collection.
+var spare struct {
+	sync.Mutex
+	bufs [][]byte
+}
+
+const spareMax = 2
 
 func getBuffer(n int) []byte {
-	if b, ok := buffers.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+	spare.Lock()
+	defer spare.Unlock()
+	for i, b := range spare.bufs {
+		if cap(b) >= n {
+			spare.bufs = append(spare.bufs[:i], spare.bufs[i+1:]...)
+			return b[:n]
+		}
 	}
 	return make([]byte, n)
 }
 
-func putBuffer(b []byte) { buffers.Put(&b) }
+func putBuffer(b []byte) {
+	spare.Lock()
+	defer spare.Unlock()
+	if len(spare.bufs) < spareMax {
+		spare.bufs = append(spare.bufs, b)
+	}
+}
 
 // scanner carries the tail of the last readable page across batches, so a
 // match straddling two batches is seen whole.
