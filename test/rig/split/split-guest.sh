@@ -9,6 +9,10 @@
 #                       adaptive on the live split guest equal the guest's own /proc view (serial console)
 #   split_guest_writer  an in-guest writer rewrites and re-checks a buffer while the runtime evicts at
 #                       --resident 25: 0 corruptions
+#   agent_self_paging, split_guest_ids_agent (when the agent is built and `vmemtrans agent touch` exists):
+#                       the agent makes N remote frames resident (each local afterwards in the location
+#                       map, page-ins up by at least N); ps and lsmod with --method self --agent equal the
+#                       guest's view
 # Figures (rig: figure ...): boot time unsplit vs split in the same run, pages paged in/out, IDS wall
 # time per method (median of 3). Every process runs under timeout and is stopped by its PID only.
 # With cmd/vmemtrans-agent in the tree, the agent and a key go into the initramfs (virtio-serial port
@@ -136,6 +140,33 @@ if [ -n "$BOOTED" ]; then
   # a consistent view: QMP stop/cont around the read
   timeout 180 "$BIN" ps --json --pause --vm "$W/vm0.sock" --method adaptive >ps-paused.json 2>ps-paused.err || IDS_OK=""
   ./fixturetool compare -prefix paused -log serial-vm0.log -label live0 ps-paused.json 2>&1 | tail -1 | grep ' 0 failed' >/dev/null || IDS_OK=""
+fi
+# self paging through the in-guest agent (when it is built and the CLI speaks it)
+if [ -z "$AGENT" ] || ! "$BIN" agent touch --help >/dev/null 2>&1; then
+  echo "split: agent checks not run: no cmd/vmemtrans-agent in the tree or no 'vmemtrans agent touch'"
+elif [ -n "$BOOTED" ]; then
+  N=${SPLIT_AGENT_PAGES:-64}; AG=(--agent "unix:$W/agent.sock" --agent-key-file "$W/vmemtrans-agent.key")
+  t=$(now)
+  if timeout 180 "$BIN" agent touch --vm "$W/vm0.sock" "${AG[@]}" --pages "$N" --json >touch.json 2>touch.err; then
+    req=$(grep -o '"requested": *[0-9]*' touch.json | grep -o '[0-9]*$')
+    ver=$(grep -o '"verified": *[0-9]*' touch.json | head -1 | grep -o '[0-9]*$')
+    pin=$(grep -o '"page_ins_total": *[0-9]*' touch.json | grep -o '[0-9]*$')
+    figure "split_guest_agent_touch pages=$N seconds=$(since "$t") verified=${ver:-none} page_ins_delta=${pin:-none}"
+    # every requested remote frame is local afterwards (location map), and the runtime paged at least those in
+    if [ "$req" = "$N" ] && [ "$ver" = "$N" ] && [ "${pin:-0}" -ge "$N" ]; then ok agent_self_paging
+    else ko "agent_self_paging (requested ${req:-?}, verified local ${ver:-?}, page-ins +${pin:-?})"; fi
+  else
+    ko "agent_self_paging ($(head -c 300 touch.err))"
+  fi
+  AGENT_IDS=1
+  for c in ps lsmod; do
+    t=$(now)
+    timeout 180 "$BIN" $c --json --vm "$W/vm0.sock" --method self "${AG[@]}" >"$c-agent.json" 2>"$c-agent.err" || AGENT_IDS=""
+    figure "split_guest_${c}_seconds method=self-agent $(since "$t")"
+  done
+  ./fixturetool compare -prefix agent -log serial-vm0.log -label live0 ps-agent.json 2>&1 | tail -1 | grep ' 0 failed' >/dev/null || AGENT_IDS=""
+  grep -o '"name": *"[^"]*"' lsmod-agent.json | cut -d'"' -f4 | sort | diff mods-guest.txt - >/dev/null || AGENT_IDS=""
+  if [ -n "$AGENT_IDS" ]; then ok split_guest_ids_agent; else ko "split_guest_ids_agent (see $W/ps-agent.err, lsmod-agent.err)"; fi
 fi
 kill $MPID 2>/dev/null; wait $MPID 2>/dev/null
 if [ -n "$BOOTED" ] && [ -s stats-vm0.json ]; then
