@@ -125,7 +125,7 @@ func runMainhostQEMU(ctx context.Context, mf mainhostFlags, args []string) error
 
 	cmd := exec.Command(bin, qargs...)
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+lib, "VMEMTRANS_HANDOFF_SOCKET="+hl.Path(), "VMEMTRANS_HANDOFF_MIN_MB=16")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stderr, os.Stderr // stdout carries only the runtime's own report
 	cmd.SysProcAttr = vmmProcAttr()
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
