@@ -124,7 +124,8 @@ func runMainhostQEMU(ctx context.Context, mf mainhostFlags, args []string) error
 	defer hl.Close()
 
 	cmd := exec.Command(bin, qargs...)
-	cmd.Env = append(os.Environ(), "LD_PRELOAD="+lib, "VMEMTRANS_HANDOFF_SOCKET="+hl.Path(), "VMEMTRANS_HANDOFF_MIN_MB=16")
+	cmd.Env = append(os.Environ(), "LD_PRELOAD="+lib, "VMEMTRANS_HANDOFF_SOCKET="+hl.Path(), "VMEMTRANS_HANDOFF_MIN_MB=16",
+		"VMEMTRANS_HANDOFF_NAME=memory-backend-memfd") // the name QEMU gives the memfd of a memory-backend-memfd
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stderr, os.Stderr // stdout carries only the runtime's own report
 	cmd.SysProcAttr = vmmProcAttr()
 	started := time.Now()
