@@ -233,6 +233,8 @@ func runMainhostQEMU(ctx context.Context, mf mainhostFlags, args []string) error
 	case <-ctx.Done():
 		log.Info().Msg("mainhost: shutting down")
 	}
+	// QEMU goes first: the runtime serves its faults until it is gone.
+	stopVMM(cmd, exited)
 	if mf.qemu.statsFile != "" {
 		if err := writeRunStats(mf.qemu.statsFile, rt, time.Since(started)); err != nil && runErr == nil {
 			runErr = err
