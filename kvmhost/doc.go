@@ -15,10 +15,14 @@
 //     hole punched only after it), so readers never wait out a move. A page
 //     is in one place at rest: resident pages in the memfd, the others in a
 //     sub-host slot with a hole in the memfd.
-//   - New split-migrates the image: ResidentPct of the backed pages (spread
-//     over the layout in groups of 16) stay resident, the rest go to slots,
-//     spread over the sub-hosts in runs of 64. The main host owns slot
-//     allocation; each sub-host region needs SlotsNeeded slots.
+//   - New split-migrates the image. A page of zeros is a frame the guest
+//     never wrote and is held nowhere: a memfd hole under a local word
+//     (readers read such a hole as zeros; the first fault fills it with
+//     zeros, and from then on it is a resident page like any other). Of the
+//     pages with content, ResidentPct (spread over the layout in groups of
+//     16) stay resident, which is the resident limit, and the rest go to
+//     slots, spread over the sub-hosts in runs of 64. The main host owns
+//     slot allocation; each sub-host region needs SlotsNeeded slots.
 //   - A missing fault pages its page in (batched per read of the uffd);
 //     MakeResident does the same on request (self paging). Above the
 //     resident limit victims are paged out, chosen by a clock with second
