@@ -42,9 +42,9 @@ const defaultMinResident = 256
 
 // limitGrowth makes the resident limit a share of the pages touched.
 type limitGrowth struct {
-	pct     uint64 // 0: the limit is fixed
-	floor   uint64
-	count   uint64 // frames given content since start
+	pct   uint64 // 0: the limit is fixed
+	floor uint64
+	count uint64 // frames given content since start
 }
 
 func (c *SpaceConfig) check() error {

@@ -119,7 +119,7 @@ func TestIntegrationMainhostQEMU(t *testing.T) {
 	}
 	var s struct {
 		ZeroFills, Faults, PageOuts uint64
-		Touched           uint64 `json:"touched_pages"`
+		Touched                     uint64 `json:"touched_pages"`
 	}
 	b, err := os.ReadFile(stats)
 	if err != nil || json.Unmarshal(b, &s) != nil {
