@@ -49,7 +49,7 @@ if [ -d "$REPO/cmd/vmemtrans-agent" ] &&
    (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$W/vmemtrans-agent" ./cmd/vmemtrans-agent); then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/vmemtrans-agent.key"; echo >> "$W/vmemtrans-agent.key"
   chmod 600 "$W/vmemtrans-agent.key"
-  EXTRA+=("$W/vmemtrans-agent" "$W/vmemtrans-agent.key"); MODS="$MODS virtio_console"; AGENT=1
+  EXTRA+=("$W/vmemtrans-agent" "$W/vmemtrans-agent.key"); MODS="$MODS virtio_pci virtio_console"; AGENT=1
 fi
 RIG_MODULES="$MODS" bash "$REPO/test/rig/lib/mkinitrd.sh" kstage initrd.gz "$FIX/init" "${EXTRA[@]}" >/dev/null ||
   { ko "split_guest_boot (mkinitrd)"; finish; }
