@@ -92,6 +92,7 @@ type Memory struct {
 	timeout time.Duration
 	local   *localView
 	cache   *pageCache
+	content contentSnapshot // NextData's view of which frames were never written
 	stats   memoryCounters
 	batches sync.Pool
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,37 +89,25 @@ func (v *localView) pread(dst []byte, off uint64) error {
 	return nil
 }
 
-// dataFrom is the first offset in [off, end) where guest RAM holds a page
-// (SEEK_DATA), or end.
-func (v *localView) dataFrom(off, end uint64) uint64 {
-	return v.seek(off, end, unix.SEEK_DATA)
-}
-
-// holeFrom is the first offset in [off, end) where guest RAM holds no page
-// (SEEK_HOLE), or end.
-func (v *localView) holeFrom(off, end uint64) uint64 {
-	return v.seek(off, end, unix.SEEK_HOLE)
-}
-
-// seek answers conservatively when lseek cannot: everything is data.
-func (v *localView) seek(off, end uint64, whence int) uint64 {
-	if off >= end {
-		return end
+// resident fills vec with the residency of the pages of guest RAM from
+// off on (bit 0 set: the memfd holds the page), one mincore of the view.
+// It fails where there is no view.
+func (v *localView) resident(off uint64, vec []byte) error {
+	if v.view == nil {
+		return errNoView
 	}
-	for {
-		n, err := unix.Seek(v.fd, int64(off), whence)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.ENXIO: // no data at or after off
-			return end
-		case err != nil && whence == unix.SEEK_DATA:
-			return off
-		case err != nil:
-			return end
-		}
-		return min(uint64(n), end)
+	n := uint64(len(vec)) * PageSize
+	if off+n > uint64(len(v.view.mem)) {
+		return fmt.Errorf("residency of %#x+%#x beyond the view: %w", off, n, ErrBadLayout)
 	}
+	if len(vec) == 0 {
+		return nil
+	}
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&v.view.mem[off])), uintptr(n), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		return fmt.Errorf("mincore of guest ram at %#x: %w", off, errno)
+	}
+	return nil
 }
 
 func (v *localView) close() error {

@@ -25,6 +25,4 @@ func (v *localView) unguard(bool)               {}
 func (v *localView) pread([]byte, uint64) error { return errors.ErrUnsupported }
 func (v *localView) close() error               { return nil }
 
-// dataFrom and holeFrom see no holes where there is no memfd.
-func (v *localView) dataFrom(off, _ uint64) uint64 { return off }
-func (v *localView) holeFrom(_, end uint64) uint64 { return end }
+func (v *localView) resident(uint64, []byte) error { return errors.ErrUnsupported }

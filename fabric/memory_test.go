@@ -709,4 +709,12 @@ func TestMemoryNextDataSkipsNeverWritten(t *testing.T) {
 	if s, e, ok := m.NextData(7<<12 + 5); !ok || s != 7<<12+5 || e != 10<<12 {
 		t.Errorf("NextData inside an extent = %#x, %#x, %v", s, e, ok)
 	}
+	// A frame written since is content for a later scan.
+	if _, err := vm.ram.WriteAt(content[11<<12:12<<12], 11<<12); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if s, e, ok := m.NextData(10 << 12); !ok || s != 11<<12 || e != 12<<12 {
+		t.Errorf("NextData after a write = %#x, %#x, %v; want the written frame", s, e, ok)
+	}
 }

@@ -95,6 +95,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	for _, t := range cfg.Subhosts {
 		r.slots = append(r.slots, newSlotAlloc(t.Slots()))
 	}
+	var backed uint64
+	for _, rg := range r.layout {
+		backed += uint64(fabric.GFNOf(rg.End) - fabric.GFNOf(rg.Start))
+	}
+	r.backed = make([]fabric.GFN, 0, backed) // sized once: growing it would leave copies for the GC on large guests
 	for _, rg := range r.layout {
 		for g := fabric.GFNOf(rg.Start); g < fabric.GFNOf(rg.End); g++ {
 			r.flags[g] = flagBacked

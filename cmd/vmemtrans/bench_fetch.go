@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -118,11 +119,19 @@ func printFetch(out io.Writer, r bench.FetchResult) error {
 	fmt.Fprintf(w, "transport\t%s\t%s\n", r.Transport, where)
 	fmt.Fprintf(w, "shape\t%d pages, batch %d, inflight %d\t%d requests in %.2fs\n", r.Pages, r.Batch, r.InFlight, r.Requests, r.Seconds)
 	fmt.Fprintf(w, "pages/s\t%.0f\t\n", r.PagesPerS)
-	fmt.Fprintf(w, "bytes/s\t%s\tbaseline stream %s (ratio %.2f)\n", rate(r.BytesPerS), rate(r.BaseStream), r.StreamRatio)
-	fmt.Fprintf(w, "latency p50\t%.1f us\tbaseline rtt %.1f us (ratio %.2f)\n", r.P50us, r.BaseRTTus, r.LatencyRatio)
+	fmt.Fprintf(w, "bytes/s\t%s\tbaseline stream %s (ratio %.2f, rounds %s)\n", rate(r.BytesPerS), rate(r.BaseStream), r.StreamRatio, ratioRange(r.StreamRatios))
+	fmt.Fprintf(w, "latency p50\t%.1f us\tbaseline rtt %.1f us (ratio %.2f, rounds %s)\n", r.P50us, r.BaseRTTus, r.LatencyRatio, ratioRange(r.LatencyRatios))
 	fmt.Fprintf(w, "latency p99\t%.1f us\t\n", r.P99us)
 	fmt.Fprintf(w, "fill\t%.0f pages/s\t\n", r.WritePagesPer)
 	return w.Flush()
+}
+
+// ratioRange is the range of per-round ratios, "min..max".
+func ratioRange(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f..%.2f", slices.Min(v), slices.Max(v))
 }
 
 func rate(bps float64) string { return fmt.Sprintf("%.2f GB/s", bps/1e9) }

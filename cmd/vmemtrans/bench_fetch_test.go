@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/vmemtrans/vmemtrans/internal/bench"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,6 +31,11 @@ func TestBenchFetchInProcess(t *testing.T) {
 	for _, k := range []string{"pages_per_s", "bytes_per_s", "p50_us", "p99_us", "baseline_stream_bytes_per_s", "baseline_rtt_us", "stream_ratio", "latency_ratio"} {
 		if v, ok := r[k].(float64); !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, r[k])
+		}
+	}
+	for _, k := range []string{"stream_ratios", "latency_ratios"} {
+		if v, ok := r[k].([]any); !ok || len(v) != bench.Rounds {
+			t.Errorf("%s = %v, want one ratio per round (%d)", k, r[k], bench.Rounds)
 		}
 	}
 	if r["transport"] != "tcp" || r["in_process_subhost"] != true {

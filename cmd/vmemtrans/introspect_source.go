@@ -33,7 +33,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.vmlinuz, "vmlinuz", "", "the guest's vmlinuz (symbols and types from it; without it, from guest memory alone)")
 	fl.IntVar(&f.maxObjects, "max-objects", 0, fmt.Sprintf("bound on the objects one walk visits (0: %d)", linux.DefaultMaxObjects))
 	f.vm.register(cmd)
-	fl.StringVar(&f.maxImage, "max-image-size", "64GiB", "refuse an --image holding or expanding to more guest memory than this (bytes, or K/M/G/TiB)")
+	fl.StringVar(&f.maxImage, "max-image-size", "1TiB", "refuse an --image holding or expanding to more guest memory than this (bytes, or K/M/G/TiB)")
 }
 
 // session is an opened guest: its kernel as a linux.Target.

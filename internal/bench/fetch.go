@@ -37,23 +37,27 @@ func (c FetchConfig) Check() error {
 // FetchResult is the outcome of Fetch; the JSON names are the contract
 // benchmark scripts parse.
 type FetchResult struct {
-	Transport     string  `json:"transport"`
-	Subhost       string  `json:"subhost"`
-	InProcess     bool    `json:"in_process_subhost"`
-	Pages         uint64  `json:"pages"`
-	Batch         int     `json:"batch"`
-	InFlight      int     `json:"inflight"`
-	Seconds       float64 `json:"seconds"`
-	Requests      int     `json:"requests"`
-	PagesPerS     float64 `json:"pages_per_s"`
-	BytesPerS     float64 `json:"bytes_per_s"`
-	P50us         float64 `json:"p50_us"`
-	P99us         float64 `json:"p99_us"`
-	BaseStream    float64 `json:"baseline_stream_bytes_per_s"`
-	BaseRTTus     float64 `json:"baseline_rtt_us"`
-	StreamRatio   float64 `json:"stream_ratio"`     // bytes_per_s / baseline_stream_bytes_per_s
-	LatencyRatio  float64 `json:"latency_ratio"`    // p50_us / baseline_rtt_us
-	WritePagesPer float64 `json:"fill_pages_per_s"` // the fill (write) phase
+	Transport    string  `json:"transport"`
+	Subhost      string  `json:"subhost"`
+	InProcess    bool    `json:"in_process_subhost"`
+	Pages        uint64  `json:"pages"`
+	Batch        int     `json:"batch"`
+	InFlight     int     `json:"inflight"`
+	Seconds      float64 `json:"seconds"`
+	Requests     int     `json:"requests"`
+	PagesPerS    float64 `json:"pages_per_s"`
+	BytesPerS    float64 `json:"bytes_per_s"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+	BaseStream   float64 `json:"baseline_stream_bytes_per_s"`
+	BaseRTTus    float64 `json:"baseline_rtt_us"`
+	StreamRatio  float64 `json:"stream_ratio"`  // bytes_per_s / baseline_stream_bytes_per_s
+	LatencyRatio float64 `json:"latency_ratio"` // p50_us / baseline_rtt_us
+	// Per round (the read phase and the baselines right after it): the
+	// spread behind the medians above.
+	StreamRatios  []float64 `json:"stream_ratios"`
+	LatencyRatios []float64 `json:"latency_ratios"`
+	WritePagesPer float64   `json:"fill_pages_per_s"` // the fill (write) phase
 }
 
 // Fetch fills the first cfg.Pages slots of tr's region, reads them back once
@@ -206,9 +210,11 @@ func measureInterleaved(ctx context.Context, tr fabric.Transport, cfg FetchConfi
 		if err != nil {
 			return fmt.Errorf("baseline ping: %w", err)
 		}
+		rtt := Micros(Percentile(ping, 0.50))
 		streams = append(streams, stream)
 		streamRatios = append(streamRatios, bps/stream)
-		rtts = append(rtts, Micros(Percentile(ping, 0.50)))
+		rtts = append(rtts, rtt)
+		res.LatencyRatios = append(res.LatencyRatios, Micros(Percentile(l, 0.50))/rtt)
 	}
 	res.Seconds = elapsed.Seconds()
 	res.Requests = len(lat)
@@ -216,6 +222,7 @@ func measureInterleaved(ctx context.Context, tr fabric.Transport, cfg FetchConfi
 	res.BytesPerS = res.PagesPerS * fabric.PageSize
 	res.P50us, res.P99us = Micros(Percentile(lat, 0.50)), Micros(Percentile(lat, 0.99))
 	res.BaseStream, res.StreamRatio, res.BaseRTTus = Median(streams), Median(streamRatios), Median(rtts)
+	res.StreamRatios = streamRatios
 	res.LatencyRatio = res.P50us / res.BaseRTTus
 	return nil
 }

@@ -12,7 +12,7 @@
 //     large image never sits twice in the Go heap; its all-zero pages are
 //     never written (they stay holes and cost no memory).
 //
-// Bounds on hostile or huge input: Options.MaxSize (default 64 GiB) bounds a
+// Bounds on hostile or huge input: Options.MaxSize (default 1 TiB) bounds a
 // file's size and what a zstd file may expand to (ErrTooLarge beyond it); a
 // PT_LOAD must end below 2^52; e_phnum PN_XNUM is read from section header 0.
 // Every image implements physmem.Sparse: holes of sparse files (SEEK_DATA),

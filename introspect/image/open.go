@@ -13,8 +13,9 @@ var (
 )
 
 // DefaultMaxSize is the default bound on the memory an image file may hold
-// or expand to: a guest of 64 GiB.
-const DefaultMaxSize = 64 << 30
+// or expand to: a guest of 1 TiB (large-memory guests are what gets split;
+// their dumps are sparse, and the bound is against malformed images).
+const DefaultMaxSize = 1 << 40
 
 // Options bound what opening an image may cost.
 type Options struct {
