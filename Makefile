@@ -4,14 +4,22 @@ BIN       ?= bin
 FUZZTIME  ?= 10s
 RACE_PKGS ?= ./fabric/... ./tcpfallback/... ./rdma/... ./introspect/... ./internal/... ./kvmhost/... ./cmd/...
 
-.PHONY: all build build-nocgo test lint fuzz bench demo rig live fixtures clean deps-test deps-demo
+.PHONY: all build preload build-nocgo test lint fuzz bench demo rig live fixtures clean deps-test deps-demo
 
 all: build
 
 # The in-guest agent is built static, to drop into any guest.
-build:
+build: preload
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vmemtrans-agent ./cmd/vmemtrans-agent
+
+# The library QEMU runs with under `vmemtrans mainhost --qemu`: it hands the
+# userfaultfd of QEMU's guest RAM mapping to the runtime.
+preload: $(BIN)/vmemtrans-preload.so
+
+$(BIN)/vmemtrans-preload.so: kvmhost/handoff/preload/vmemtrans-preload.c
+	@mkdir -p $(BIN)
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $<
 
 # Every build must work without cgo and without libibverbs.
 build-nocgo:

@@ -48,4 +48,12 @@
 //     by one thread, stamping the whole page (see Stamp, VerifyStamp,
 //     IsStamped); it reads any backed page.
 //   - Counters: Stats, and Collectors for Prometheus.
+//   - NewForSpace serves a guest whose RAM a VMM (QEMU) maps in its own
+//     address space: the fault source is that address space (the
+//     userfaultfd the VMM made and handed over, see kvmhost/handoff, and the
+//     base of its mapping) instead of the runtime's own mapping; pager,
+//     handler and location map are the same. Every frame starts a local
+//     hole; the resident limit is ResidentPct of the frames the guest has
+//     touched (zero-filled), never below MinResident. The runtime does not
+//     map such RAM at all: it reads resident pages by pread.
 package kvmhost

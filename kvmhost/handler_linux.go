@@ -102,13 +102,16 @@ func (r *Runtime) serve(msgs []uffd.Msg, retry map[uintptr]time.Time) {
 	}
 	if len(zero) > 0 {
 		r.makeRoom(uint64(len(zero)))
+		filled := uint64(0)
 		for _, g := range zero {
 			if r.zeroFill(g) {
 				r.flags[g] |= flagResident | flagRef
 				r.resident++
+				filled++
 			}
 		}
 		r.c.resident.Store(r.resident)
+		r.grow.touched(r, filled)
 	}
 	if len(in) == 0 {
 		return

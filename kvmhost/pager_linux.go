@@ -68,7 +68,7 @@ func (r *Runtime) pickVictims(n int) []fabric.GFN {
 		}
 	}
 	slices.Sort(v)
-	return v
+	return slices.Compact(v) // the second lap may meet a page the first took
 }
 
 // runs splits sorted frames into contiguous runs of at most max frames.

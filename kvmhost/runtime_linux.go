@@ -35,7 +35,8 @@ type Runtime struct {
 
 	ram  *os.File // the guest RAM memfd, offset == guest-physical address
 	mem  []byte   // MAP_SHARED mapping of ram, registered with uf; only locked runtime threads touch it
-	base uintptr
+	base uintptr  // where the registered mapping starts (in this process, or in a VMM's: see NewForSpace)
+	size uintptr  // its length
 	uf   *uffd.FD
 	locs *fabric.LocationMap
 	subs []fabric.Transport
@@ -48,7 +49,8 @@ type Runtime struct {
 	hand     int
 	resident uint64
 	limit    uint64
-	empty    uint64 // pages of zeros at load, held nowhere
+	empty    uint64      // pages of zeros at load, held nowhere
+	grow     limitGrowth // a VMM guest's limit follows the pages it has touched
 	nextSub  int
 	closed   bool
 	inBuf    []byte // page-in scratch
@@ -68,6 +70,7 @@ type Runtime struct {
 type counters struct {
 	faults, wpFaults, pageIns, pageOuts, exchReqs, exchPages, zeroFills atomic.Uint64
 	wlReads, wlWrites, pageInErrs, pageOutErrs, resident, remote        atomic.Uint64
+	limit                                                               atomic.Uint64
 }
 
 // New creates the VM's guest RAM and location map, copies the image in and
@@ -111,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.release()
 		return nil, err
 	}
+	r.c.limit.Store(r.limit)
 	if err := r.register(); err != nil {
 		r.release()
 		return nil, err
@@ -143,7 +147,7 @@ func (r *Runtime) register() error {
 	if err != nil {
 		return fmt.Errorf("map guest ram: %w", err)
 	}
-	r.mem, r.base = mem, uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	r.mem, r.base, r.size = mem, uintptr(unsafe.Pointer(unsafe.SliceData(mem))), uintptr(size)
 	if r.uf, err = uffd.New(uffd.FeatureMissingShmem | uffd.FeatureWPShmem); err != nil {
 		return fmt.Errorf("guest ram: %w", err)
 	}
@@ -158,7 +162,7 @@ func (r *Runtime) addr(g fabric.GFN) uintptr { return r.base + uintptr(g)<<fabri
 
 // gfnOf is the frame of an address in the mapping, or false.
 func (r *Runtime) gfnOf(a uint64) (fabric.GFN, bool) {
-	if a < uint64(r.base) || a >= uint64(r.base)+uint64(len(r.mem)) {
+	if a < uint64(r.base) || a >= uint64(r.base)+uint64(r.size) {
 		return 0, false
 	}
 	return fabric.GFN((a - uint64(r.base)) >> fabric.PageShift), true
@@ -190,7 +194,7 @@ func (r *Runtime) Stats() Stats {
 	return Stats{
 		Faults: r.c.faults.Load(), WPFaults: r.c.wpFaults.Load(), PageIns: r.c.pageIns.Load(),
 		PageOuts: r.c.pageOuts.Load(), ExchangeRequests: r.c.exchReqs.Load(), ExchangedPages: r.c.exchPages.Load(),
-		ZeroFills: r.c.zeroFills.Load(), ResidentPages: r.c.resident.Load(), ResidentLimit: r.limit,
+		ZeroFills: r.c.zeroFills.Load(), ResidentPages: r.c.resident.Load(), ResidentLimit: r.c.limit.Load(),
 		BackedPages: uint64(len(r.backed)), EmptyPages: r.empty, RemotePages: r.c.remote.Load(), WorkloadReads: r.c.wlReads.Load(),
 		WorkloadWrites: r.c.wlWrites.Load(), PageInErrors: r.c.pageInErrs.Load(), PageOutErrors: r.c.pageOutErrs.Load(),
 	}

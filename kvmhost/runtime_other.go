@@ -51,3 +51,6 @@ func (r *Runtime) Stats() Stats { return Stats{} }
 
 // Close does nothing.
 func (r *Runtime) Close() error { return nil }
+
+// NewForSpace fails: the runtime needs Linux.
+func NewForSpace(cfg SpaceConfig) (*Runtime, error) { return nil, errOS() }

@@ -79,5 +79,12 @@ func (f *vmFlags) attach(ctx context.Context, spec *source.Spec) error {
 		})
 	}
 	spec.CPU = &image.CPUState{CR3: vm.Info.CR3, CR4: vm.Info.CR4, HasControl: true}
+	if vm.Info.QMP != "" {
+		return liveRegisters(ctx, spec, vm.Info.QMP)
+	}
+	if spec.Pause {
+		vm.Close()
+		return fmt.Errorf("%w: --pause needs a live guest; vm %s is an image split by the runtime", source.ErrSpec, vm.Info.VM)
+	}
 	return nil
 }

@@ -34,6 +34,7 @@ type mainhostFlags struct {
 	writeRatio float64
 	metrics    string
 	rdma       string
+	qemu       qemuFlags
 }
 
 func init() {
@@ -52,14 +53,33 @@ IDS processes of the same user reach the VM through the unix socket
 (--socket, mode 0600): the RAM and location-map descriptors, the layout, CR3
 and CR4, the sub-hosts with this VM's key, and self-paging requests.
 The key of --vm is read from --psk-file ("VMID HEXKEY" lines, as the
-sub-hosts have it). Runs until SIGINT or SIGTERM, then removes the socket.`,
-		Args: cobra.NoArgs,
+sub-hosts have it). Runs until SIGINT or SIGTERM, then removes the socket.
+
+With --qemu, the runtime serves a running guest instead: it starts QEMU with
+the arguments after "--" (the first is the QEMU binary unless it starts with
+"-"; default qemu-system-x86_64), which must put guest RAM on a shared memfd:
+  -object memory-backend-memfd,id=ram,size=1G,share=on -machine memory-backend=ram
+(at most 3 GiB on a pc machine, so the memfd offset is the guest-physical
+address). QEMU runs with LD_PRELOAD=--preload, which hands the userfaultfd of
+its RAM mapping to the runtime before the guest starts. Every frame starts
+never written; --resident is then the share of the pages the guest has
+touched that stays resident. Unless the arguments have a -qmp unix socket,
+one is added at SOCKET.qmp; IDS commands on --vm read CR3 and CR4 there
+(and --pause stops the guest while they read). QEMU's exit ends the runtime;
+the runtime's end kills QEMU.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if mf.qemu.enabled {
+				return runMainhostQEMU(cmd.Context(), mf, args)
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("%w: arguments %q given without --qemu", errMainhost, args)
+			}
 			return runMainhost(cmd.Context(), mf)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&mf.image, "image", "", "guest memory image (required)")
+	f.StringVar(&mf.image, "image", "", "guest memory image (required without --qemu)")
 	f.StringArrayVar(&mf.subhosts, "subhost", nil, "sub-host address host:port (repeat for several)")
 	f.StringVar(&mf.pskFile, "psk-file", "", "pre-shared key file holding the key of --vm (required with --subhost)")
 	f.StringVar(&mf.vm, "vm", "vm0", "VM id: the region name on the sub-hosts and the key to use")
@@ -70,7 +90,7 @@ sub-hosts have it). Runs until SIGINT or SIGTERM, then removes the socket.`,
 	f.Float64Var(&mf.writeRatio, "workload-write-ratio", 0, "share of workload accesses that write, 0..1 (writes need the guest kernel's free pages)")
 	f.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port)")
 	f.StringVar(&mf.rdma, "rdma", "auto", "transport to the sub-hosts: auto (RDMA when both ends can, else TCP), off (TCP), or an RDMA device name")
-	_ = cmd.MarkFlagRequired("image")
+	mf.qemu.register(cmd)
 	_ = cmd.MarkFlagRequired("socket")
 	rootCmd.AddCommand(cmd)
 }
@@ -79,7 +99,9 @@ sub-hosts have it). Runs until SIGINT or SIGTERM, then removes the socket.`,
 type mainhostInfo struct {
 	Socket        string   `json:"socket"`
 	VM            string   `json:"vm"`
-	Metrics       string   `json:"metrics,omitempty"` // http address of /metrics
+	Metrics       string   `json:"metrics,omitempty"`  // http address of /metrics
+	QMP           string   `json:"qmp,omitempty"`      // QMP socket of the QEMU guest (--qemu)
+	QEMUPid       int      `json:"qemu_pid,omitempty"` // the QEMU process (--qemu)
 	BackedPages   uint64   `json:"backed_pages"`
 	ResidentPages uint64   `json:"resident_pages"`
 	RemotePages   uint64   `json:"remote_pages"`
@@ -89,6 +111,10 @@ type mainhostInfo struct {
 
 func (mf mainhostFlags) check() error {
 	switch {
+	case mf.image == "" && !mf.qemu.enabled:
+		return fmt.Errorf("%w: give --image FILE, or --qemu -- QEMU-ARGS", errMainhost)
+	case mf.image != "" && mf.qemu.enabled:
+		return fmt.Errorf("%w: --image and --qemu exclude each other", errMainhost)
 	case mf.resident < 1 || mf.resident > 100:
 		return fmt.Errorf("%w: --resident %d: want 1..100", errMainhost, mf.resident)
 	case mf.resident < 100 && len(mf.subhosts) == 0:

@@ -29,7 +29,7 @@ func TestPageLayout(t *testing.T) {
 }
 
 func TestMainhostFlagsChecked(t *testing.T) {
-	ok := mainhostFlags{vm: "vm0", resident: 25, subhosts: []string{"127.0.0.1:1"}, pskFile: "psk"}
+	ok := mainhostFlags{image: "img", vm: "vm0", resident: 25, subhosts: []string{"127.0.0.1:1"}, pskFile: "psk"}
 	if err := ok.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestMainhostFlagsChecked(t *testing.T) {
 			t.Errorf("%s: check = %v, want errMainhost", name, err)
 		}
 	}
-	all := mainhostFlags{vm: "vm0", resident: 100}
+	all := mainhostFlags{image: "img", vm: "vm0", resident: 100}
 	if err := all.check(); err != nil {
 		t.Errorf("everything resident needs no sub-host: %v", err)
 	}

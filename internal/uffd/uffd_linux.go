@@ -296,3 +296,13 @@ func (f *FD) Close() error {
 	}
 	return unix.Close(f.fd)
 }
+
+// Adopt takes over fd, a userfaultfd whose UFFDIO_API handshake was done
+// elsewhere (by the process that created it and registered its own
+// mapping, then passed it by SCM_RIGHTS) with features. The FD owns fd.
+func Adopt(fd int, features uint64) (*FD, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("userfaultfd adopt fd %d: %w", fd, err)
+	}
+	return &FD{fd: fd, features: features}, nil
+}

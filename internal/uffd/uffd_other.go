@@ -46,3 +46,6 @@ func (f *FD) Fd() int { return -1 }
 
 // Close does nothing.
 func (f *FD) Close() error { return nil }
+
+// Adopt takes over a userfaultfd made elsewhere; not available here.
+func Adopt(fd int, features uint64) (*FD, error) { return nil, errNone() }

@@ -14,7 +14,7 @@ import (
 // allocated beyond the bounds, and what parses re-encodes to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
 	info, _ := AppendInfo(nil, VMInfo{VM: "vm", RAMSize: 1 << 20, Layout: []fabric.PhysRange{{Start: 0, End: 1 << 20}},
-		Subhosts: []Subhost{{ID: 2, Addr: "a:1", VM: "vm", Key: []byte{1}}}})
+		Subhosts: []Subhost{{ID: 2, Addr: "a:1", VM: "vm", Key: []byte{1}}}, QMP: "q.sock"})
 	for _, seed := range [][]byte{
 		hello(1, 1),
 		frame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
@@ -137,6 +137,19 @@ func TestInfoRoundTrip(t *testing.T) {
 	}
 	if len(b) > maxInfoPayload {
 		t.Fatalf("info of %d bytes over the bound %d", len(b), maxInfoPayload)
+	}
+	// A VMM's QMP socket rides as a trailing field; frames without it
+	// are byte for byte what they were.
+	v.QMP = "/run/vm-1.qmp"
+	withQMP, err := AppendInfo(nil, v)
+	if err != nil || !bytes.Equal(withQMP[:len(b)], b) {
+		t.Fatalf("qmp field changed the frame's prefix: %v", err)
+	}
+	if got, err = ParseInfo(withQMP); err != nil || !reflect.DeepEqual(got, v) {
+		t.Fatalf("round trip with qmp: %+v, %v", got, err)
+	}
+	if _, err := ParseInfo(append(b, 0, 0)); !errors.Is(err, fabric.ErrProtocol) {
+		t.Fatalf("an empty trailing qmp path parsed: %v", err)
 	}
 	v.Subhosts = append(v.Subhosts, Subhost{ID: 7})
 	if _, err := AppendInfo(nil, v); !errors.Is(err, fabric.ErrProtocol) {

@@ -14,6 +14,11 @@ type VMInfo struct {
 	CR3, CR4 uint64             // control registers of the boot CPU, from the image
 	RAMSize  uint64             // size of the RAM memfd: offset == guest-physical address
 	Subhosts []Subhost          // the sub-hosts holding this VM's remote pages
+	// QMP is the QMP socket of the VMM running the guest, when a live VMM
+	// (QEMU) runs it: readers take the registers (CR3, CR4) from there, as
+	// they change. Sent as an optional trailing field, only when set, so
+	// frames without it stay what earlier readers parse.
+	QMP string
 }
 
 // Subhost is one sub-host and this VM's credentials there.
@@ -31,7 +36,7 @@ const (
 	maxRanges   = 4096
 	maxSubhosts = 256
 	// maxInfoPayload is the largest info frame AppendInfo can produce.
-	maxInfoPayload = 2 + maxName + 4*8 + 4 + maxRanges*16 + 2 + maxSubhosts*(1+2+maxName+2+maxName+2+maxKey)
+	maxInfoPayload = 2 + maxName + 4*8 + 4 + maxRanges*16 + 2 + maxSubhosts*(1+2+maxName+2+maxName+2+maxKey) + 2 + maxName
 )
 
 // Validate checks the bounds and invariants of the info frame.
@@ -41,6 +46,8 @@ func (v VMInfo) Validate() error {
 		return fmt.Errorf("vm info: vm id of %d bytes over %d: %w", len(v.VM), maxName, fabric.ErrProtocol)
 	case len(v.Layout) > maxRanges:
 		return fmt.Errorf("vm info: %d ranges over %d: %w", len(v.Layout), maxRanges, fabric.ErrProtocol)
+	case len(v.QMP) > maxName:
+		return fmt.Errorf("vm info: qmp path of %d bytes over %d: %w", len(v.QMP), maxName, fabric.ErrProtocol)
 	case len(v.Subhosts) > maxSubhosts:
 		return fmt.Errorf("vm info: %d sub-hosts over %d: %w", len(v.Subhosts), maxSubhosts, fabric.ErrProtocol)
 	}
@@ -86,6 +93,9 @@ func AppendInfo(b []byte, v VMInfo) ([]byte, error) {
 		b = appendBytes(b, []byte(s.VM))
 		b = appendBytes(b, s.Key)
 	}
+	if v.QMP != "" {
+		b = appendBytes(b, []byte(v.QMP))
+	}
 	return b, nil
 }
 
@@ -123,6 +133,11 @@ func ParseInfo(p []byte) (VMInfo, error) {
 		s.Addr = string(d.bytes(maxName))
 		s.VM = string(d.bytes(maxName))
 		s.Key = append([]byte(nil), d.bytes(maxKey)...)
+	}
+	if d.err == nil && len(d.p) > 0 {
+		if v.QMP = string(d.bytes(maxName)); d.err == nil && v.QMP == "" {
+			d.err = fmt.Errorf("empty qmp path: %w", fabric.ErrProtocol)
+		}
 	}
 	if d.err != nil {
 		return VMInfo{}, fmt.Errorf("vm info: %w", d.err)

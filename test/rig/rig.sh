@@ -118,6 +118,18 @@ phase live "$T"; T=$(now)
 # the same against Debian's current 7.x kernel (trixie-backports): newer kallsyms layout
 mkdir -p "$W/live-7"
 if LIVE_KERNEL=7 timeout 900 bash "$LIVE" "$W/bin/vmemtrans-host" "$W/live-7"; then ok live_introspect_7; else ko "live_introspect_7 rc=$?"; fi
-phase live-7 "$T"
+phase live-7 "$T"; T=$(now)
+
+# 7. a running guest split across hosts: QEMU (unmodified, under the preload
+#    library) on the split-memory runtime, a sub-host on loopback TCP
+(cd "$ROOT" && gcc -O2 -Wall -Wextra -shared -fPIC -o "$W/bin/vmemtrans-preload.so" kvmhost/handoff/preload/vmemtrans-preload.c) ||
+  ko build_preload
+mkdir -p "$W/split"; [ -e "$W/split/debs" ] || ln -s "$W/debs" "$W/split/debs"
+if timeout 2400 bash "$HERE/split/split-guest.sh" "$W/bin/vmemtrans-host" "$W/bin/vmemtrans-preload.so" "$W/split"; then
+  ok split_guest
+else
+  ko "split_guest rc=$?"
+fi
+phase split "$T"
 
 finish
