@@ -60,12 +60,15 @@ func (r *Runtime) startWorkload(ctx context.Context) {
 	seedRng := rand.New(rand.NewPCG(w.Seed, 0x5eed))
 	reads := append([]fabric.GFN(nil), r.backed...)
 	seedRng.Shuffle(len(reads), func(i, j int) { reads[i], reads[j] = reads[j], reads[i] })
+	// The fault handler already runs and changes flags under r.mu.
 	var writable []fabric.GFN
+	r.mu.Lock()
 	for _, g := range w.WritableGFNs {
 		if uint64(g) < uint64(len(r.flags)) && r.flags[g]&flagBacked != 0 {
 			writable = append(writable, g)
 		}
 	}
+	r.mu.Unlock()
 	seedRng.Shuffle(len(writable), func(i, j int) { writable[i], writable[j] = writable[j], writable[i] })
 	for t := range w.Threads {
 		var mine []fabric.GFN
