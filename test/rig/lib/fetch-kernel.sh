@@ -6,11 +6,14 @@
 #   GEN 6.1   bookworm (the machine's own apt sources)
 #   GEN 6.12  bookworm-backports
 #   GEN 7     trixie-backports
+# GEN-rt (6.1-rt, 6.12-rt, 7-rt) is the same suite's PREEMPT_RT build.
 # Newer generations come from a private apt directory (WORKDIR/apt-GEN) used
 # only by apt-get/apt-cache here; the machine's sources are never changed.
 # Prints "KREL=<release> KVER=<version>" as the last line of stdout.
 set -euo pipefail
 GEN=$1; W=$(readlink -f "$2")
+FLAVOUR=amd64
+case $GEN in *-rt) GEN=${GEN%-rt}; FLAVOUR=rt-amd64 ;; esac
 case $GEN in
   6.1) APT=(apt-get); CACHE=(apt-cache) ;;
   6.12|7)
@@ -23,12 +26,14 @@ case $GEN in
     [ -n "$(ls "$A/lists" 2>/dev/null | grep Packages)" ] || timeout 300 "${APT[@]}" update -q >&2 ;;
   *) echo "fetch-kernel: unknown generation $GEN (6.1, 6.12, 7)" >&2; exit 2 ;;
 esac
-KPKG=$("${CACHE[@]}" depends linux-image-amd64 | awk -v g="linux-image-$GEN" '/Depends: linux-image-[0-9]/ && (index($2, g ".")==1 || index($2, g "-")==1 || index($2, g "+")==1) {print $2; exit}')
-[ -n "$KPKG" ] || { echo "fetch-kernel: no $GEN kernel in apt (run apt-get update)" >&2; exit 1; }
+KPKG=$("${CACHE[@]}" depends linux-image-$FLAVOUR | awk -v g="linux-image-$GEN" '/Depends: linux-image-[0-9]/ && (index($2, g ".")==1 || index($2, g "-")==1 || index($2, g "+")==1) {print $2; exit}')
+[ -n "$KPKG" ] || { echo "fetch-kernel: no $GEN $FLAVOUR kernel in apt (run apt-get update)" >&2; exit 1; }
 KREL=${KPKG#linux-image-}
 KVER=$("${CACHE[@]}" show "$KPKG" | awk '/^Version:/{print $2; exit}')
 # Since 7.x the image package is split into linux-binary and linux-modules.
-pk="$KPKG linux-headers-$KREL linux-headers-${KREL%-amd64}-common"
+# The flavour's headers name their common tree (-common, or -common-rt).
+common=$("${CACHE[@]}" depends "linux-headers-$KREL" | awk '/Depends: linux-headers-.*-common/{print $2; exit}')
+pk="$KPKG linux-headers-$KREL $common"
 for extra in linux-binary-$KREL linux-modules-$KREL; do
   "${CACHE[@]}" show "$extra" >/dev/null 2>&1 && pk="$pk $extra"; done
 kb=$("${CACHE[@]}" depends "linux-headers-$KREL" | awk '/Depends: linux-kbuild-/{print $2; exit}')
