@@ -149,7 +149,10 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		if cb <= 0 {
 			cb = DefaultCacheBytes
 		}
-		m.cache = newPageCache(cb, cfg.Locations, &m.stats.evictions)
+		if m.cache, err = newPageCache(cb, cfg.Locations, &m.stats.evictions); err != nil {
+			m.local.close()
+			return nil, fmt.Errorf("fabric memory: %w", err)
+		}
 		// Pages keep moving while the VM runs: room for a quarter more.
 		m.cache.prefault(int(m.remotePages() * 5 / 4))
 	}

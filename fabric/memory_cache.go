@@ -30,9 +30,19 @@ const (
 	// cacheIdle stops the sweeper when no read has come for this long; the
 	// entries then age out and are refetched on the next use.
 	cacheIdle = 5 * time.Second
-	// cacheChunk pages of cache memory are allocated at a time.
-	cacheChunk = 256
+	// cacheGrowPages is how much more cache memory is made ready when a put
+	// finds none left and no prefault is under way.
+	cacheGrowPages = 4096
 )
+
+// cacheArena is the cache's page memory: one reservation for the whole
+// capacity, page k of the cache at mem[k*PageSize:]. Pages below ready are
+// faulted in; the read path only ever uses those, so filling the cache
+// costs a read one copy per page and never a page fault.
+type cacheArena struct {
+	mem     []byte
+	release func()
+}
 
 // cacheFill is a page fetched for the cache during a call, inserted once
 // the read protocol has verified it (its word held still across the read).
@@ -61,9 +71,11 @@ type pageCache struct {
 	mu    sync.RWMutex
 	index map[GFN]int32
 	ents  []cacheEnt
-	data  [][]byte // chunks of cacheChunk pages
-	ready [][]byte // chunks faulted in ahead of use by prefault, not yet in data
+	arena *cacheArena
 	hand  int
+
+	ready    atomic.Int64 // pages of the arena faulted in
+	faulting atomic.Bool  // a prefault goroutine runs
 
 	lastUse  atomic.Int64
 	sweeping atomic.Bool
@@ -72,12 +84,16 @@ type pageCache struct {
 	closed   atomic.Bool
 }
 
-func newPageCache(bytes int64, locs Locations, evictions *atomic.Uint64) *pageCache {
+func newPageCache(bytes int64, locs Locations, evictions *atomic.Uint64) (*pageCache, error) {
 	capacity := max(int(bytes/PageSize), 1)
+	arena, err := newCacheArena(capacity * PageSize)
+	if err != nil {
+		return nil, err
+	}
 	return &pageCache{
 		locs: locs, capacity: capacity, evictions: evictions, epoch: time.Now(),
-		index: make(map[GFN]int32), stop: make(chan struct{}),
-	}
+		index: make(map[GFN]int32), arena: arena, stop: make(chan struct{}),
+	}, nil
 }
 
 func (c *pageCache) now() int64 { return max(int64(time.Since(c.epoch)), 1) }
@@ -85,9 +101,8 @@ func (c *pageCache) now() int64 { return max(int64(time.Since(c.epoch)), 1) }
 func (c *pageCache) at(t time.Time) int64 { return max(int64(t.Sub(c.epoch)), 1) }
 
 func (c *pageCache) page(k int) []byte {
-	chunk := c.data[k/cacheChunk]
-	off := (k % cacheChunk) * PageSize
-	return chunk[off : off+PageSize : off+PageSize]
+	off := k * PageSize
+	return c.arena.mem[off : off+PageSize : off+PageSize]
 }
 
 // fresh reports whether an entry last observed at seen may still be trusted
@@ -129,9 +144,16 @@ func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return
+	}
 	k, ok := c.index[g]
 	if !ok {
-		k = int32(c.victim())
+		v := c.victim()
+		if v < 0 {
+			return // no memory ready yet: this page goes uncached
+		}
+		k = int32(v)
 		c.index[g] = k
 	}
 	e := &c.ents[k]
@@ -142,19 +164,17 @@ func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
 }
 
 // victim returns a free entry, or evicts one: CLOCK over the entries, where
-// dead and aged-out entries go first and a referenced one gets a second chance.
+// dead and aged-out entries go first and a referenced one gets a second
+// chance. While the cache is below capacity it returns -1 if no faulted-in
+// memory is left, and has more made ready meanwhile.
 func (c *pageCache) victim() int {
 	if len(c.ents) < c.capacity {
-		if len(c.ents)%cacheChunk == 0 {
-			if n := len(c.ready); n > 0 {
-				c.data = append(c.data, c.ready[n-1])
-				c.ready = c.ready[:n-1]
-			} else {
-				c.data = append(c.data, newCacheChunk(cacheChunk*PageSize))
-			}
+		if int64(len(c.ents)) >= c.ready.Load() {
+			c.prefault(len(c.ents) + cacheGrowPages)
+			return -1
 		}
 		if len(c.ents) == cap(c.ents) {
-			grown := make([]cacheEnt, len(c.ents), min(c.capacity, max(2*cap(c.ents), cacheChunk)))
+			grown := make([]cacheEnt, len(c.ents), min(c.capacity, max(2*cap(c.ents), cacheGrowPages)))
 			for i := range c.ents {
 				grown[i].gfn, grown[i].word = c.ents[i].gfn, c.ents[i].word
 				grown[i].seen.Store(c.ents[i].seen.Load())
@@ -179,32 +199,36 @@ func (c *pageCache) victim() int {
 	}
 }
 
-// prefault faults in, on its own goroutine, cache memory for up to pages
-// pages (bounded by the capacity), so that filling the cache copies into
-// memory that is already there: what a first scan's fill costs beyond proxy
-// paging is then one copy per page.
+// prefault faults in cache memory for the first pages pages (bounded by
+// the capacity) in huge-page steps, publishing each step as it is ready:
+// filling the cache then costs one copy per page. The first step is made
+// at once, so a cache is never empty-handed; the rest on its own goroutine.
+// Nothing happens while an earlier prefault runs.
 func (c *pageCache) prefault(pages int) {
-	chunks := (min(pages, c.capacity) + cacheChunk - 1) / cacheChunk
-	if chunks == 0 {
+	want := min(pages, c.capacity) * PageSize
+	if want <= int(c.ready.Load())*PageSize || c.closed.Load() || !c.faulting.CompareAndSwap(false, true) {
 		return
+	}
+	if c.ready.Load() == 0 {
+		c.populateStep()
 	}
 	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
-		for range chunks {
-			if c.closed.Load() {
-				return
-			}
-			b := newCacheChunk(cacheChunk * PageSize)
-			c.mu.Lock()
-			if len(c.data)+len(c.ready) >= (c.capacity+cacheChunk-1)/cacheChunk {
-				c.mu.Unlock()
-				return
-			}
-			c.ready = append(c.ready, b)
-			c.mu.Unlock()
+		defer c.faulting.Store(false)
+		for int(c.ready.Load())*PageSize < want && !c.closed.Load() {
+			c.populateStep()
 		}
 	}()
+}
+
+// populateStep faults in the huge page after the ready ones. Only the
+// prefault that holds faulting calls it: populate writes the pages.
+func (c *pageCache) populateStep() {
+	off := int(c.ready.Load()) * PageSize
+	end := min((off/hugePage+1)*hugePage, len(c.arena.mem))
+	populate(c.arena.mem[off:end])
+	c.ready.Store(int64(min(end/PageSize, c.capacity)))
 }
 
 // touch notes a use and starts the sweeper if it is not running.
@@ -268,12 +292,22 @@ func (c *pageCache) sweepOnce() {
 	}
 }
 
+// close stops the sweeper and the prefault and releases the memory; a get
+// or put racing with it sees an empty cache.
 func (c *pageCache) close() {
 	if c.closed.Swap(true) {
 		return
 	}
+	// A put that saw the cache open may start a prefault: let it finish
+	// before waiting for the goroutines.
+	c.mu.Lock()
 	close(c.stop)
+	c.mu.Unlock()
 	c.done.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.index, c.ents = map[GFN]int32{}, nil
+	c.arena.release()
 }
 
 // len is the number of cached pages (for tests).
