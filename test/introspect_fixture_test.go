@@ -30,7 +30,7 @@ const fixtureVmlinuz = "fixtures/linux-6.1-vmlinuz/vmlinuz"
 // fixtureGen is one kernel generation's fixtures: a clean dump, an attack
 // dump where the test rootkit builds for that kernel, and the vmlinuz.
 type fixtureGen struct {
-	gen     string // "6.1", "6.12", "7.x", "6.1-la57"
+	gen     string // "6.1", "6.12", "7.x", "6.12-rt", "6.12-la57"
 	clean   string
 	attack  string // "" if none
 	vmlinuz string
@@ -74,6 +74,16 @@ func fixtureNames(tb testing.TB) []string {
 func fixtureGenOf(name string) string {
 	gen := strings.TrimPrefix(name, "linux-")
 	for _, suffix := range []string{"-clean", "-attack"} {
+		gen = strings.TrimSuffix(gen, suffix)
+	}
+	return gen
+}
+
+// kernelLineOf is the kernel version line of fixture name, whatever its
+// build or vCPU ("linux-6.12-rt-attack", "linux-6.12-la57-clean": "6.12").
+func kernelLineOf(name string) string {
+	gen := fixtureGenOf(name)
+	for _, suffix := range []string{"-la57", "-rt"} {
 		gen = strings.TrimSuffix(gen, suffix)
 	}
 	return gen
@@ -323,7 +333,7 @@ func checkClean(t *testing.T, name string, level int) {
 		t.Fatal(err)
 	}
 	// __NR_syscalls grows with the kernel: 451 on 6.1, 463 on 6.12
-	want := map[string]int{"6.1": linux.DefaultSyscalls, "6.12": 463, "6.12-la57": 463}[fixtureGenOf(name)]
+	want := map[string]int{"6.1": linux.DefaultSyscalls, "6.12": 463}[kernelLineOf(name)]
 	if len(rep.Hooks) != 0 || rep.Entries < linux.DefaultSyscalls || want != 0 && rep.Entries != want {
 		t.Errorf("clean guest: %d entries, hooks %+v; want %d entries (0: at least %d), none", rep.Entries, rep.Hooks, want, linux.DefaultSyscalls)
 	}
