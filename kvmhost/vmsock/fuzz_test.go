@@ -17,14 +17,14 @@ func FuzzDecodeFrame(f *testing.F) {
 		Subhosts: []Subhost{{ID: 2, Addr: "a:1", VM: "vm", Key: []byte{1}}}, QMP: "q.sock"})
 	for _, seed := range [][]byte{
 		hello(1, 1),
-		frame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
-		frame(TypeError, 0, AppendError(nil, fabric.ErrForbidden)),
-		frame(TypeInfo, 2, info),
-		frame(TypeFDs, 3, []byte{numFDs}),
-		frame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
-		frame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
-		frame(TypeGetStats, 5, nil),
-		frame(TypeStats, 5, AppendStats(nil, []Counter{{"page_ins_total", 9}, {"remote_pages", 1 << 40}})),
+		buildFrame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
+		buildFrame(TypeError, 0, AppendError(nil, fabric.ErrForbidden)),
+		buildFrame(TypeInfo, 2, info),
+		buildFrame(TypeFDs, 3, []byte{numFDs}),
+		buildFrame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
+		buildFrame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
+		buildFrame(TypeGetStats, 5, nil),
+		buildFrame(TypeStats, 5, AppendStats(nil, []Counter{{"page_ins_total", 9}, {"remote_pages", 1 << 40}})),
 		AppendHeader(nil, Header{Type: TypeResults, ID: 1, Len: MaxPayload}),
 		{},
 	} {
