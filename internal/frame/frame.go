@@ -127,9 +127,14 @@ type Versions struct{ Min, Max uint16 }
 // from version 1 on.
 func (v Versions) Valid() bool { return v.Min != 0 && v.Min <= v.Max }
 
-// Pick is the highest version both v and ours speak; false when they
-// share none.
-func (v Versions) Pick(ours Versions) (uint16, bool) {
+// Negotiate picks the highest version both v, the client's range, and
+// ours speak. A refusal names both ranges and self, what this end is
+// called ("agent", "runtime"), and wraps errNone, the protocol's sentinel
+// for it.
+func (v Versions) Negotiate(ours Versions, self string, errNone error) (uint16, error) {
 	p := min(v.Max, ours.Max)
-	return p, p >= v.Min && p >= ours.Min
+	if p < v.Min || p < ours.Min {
+		return 0, fmt.Errorf("client speaks versions %d..%d, %s %d..%d: %w", v.Min, v.Max, self, ours.Min, ours.Max, errNone)
+	}
+	return p, nil
 }

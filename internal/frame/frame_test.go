@@ -109,6 +109,11 @@ func TestName(t *testing.T) {
 }
 
 func TestVersions(t *testing.T) {
+	errNone := errors.New("no common version")
+	_, err := Versions{Min: 5, Max: 9}.Negotiate(Versions{Min: 1, Max: 2}, "tester", errNone)
+	if want := "client speaks versions 5..9, tester 1..2: no common version"; err == nil || err.Error() != want {
+		t.Fatalf("refusal %v, want %q", err, want)
+	}
 	ours := Versions{Min: 2, Max: 4}
 	for _, tc := range []struct {
 		peer  Versions
@@ -126,9 +131,9 @@ func TestVersions(t *testing.T) {
 		if tc.peer.Valid() != tc.valid {
 			t.Errorf("%+v: valid %v, want %v", tc.peer, !tc.valid, tc.valid)
 		}
-		v, ok := tc.peer.Pick(ours)
-		if ok != tc.ok || (ok && v != tc.v) {
-			t.Errorf("%+v picks %d, %v; want %d, %v", tc.peer, v, ok, tc.v, tc.ok)
+		v, err := tc.peer.Negotiate(ours, "tester", errNone)
+		if (err == nil) != tc.ok || (tc.ok && v != tc.v) || (!tc.ok && (v != 0 || !errors.Is(err, errNone))) {
+			t.Errorf("%+v negotiates %d, %v; want %d, ok %v", tc.peer, v, err, tc.v, tc.ok)
 		}
 	}
 }

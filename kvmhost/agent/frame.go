@@ -162,11 +162,7 @@ func ParseHello(p []byte) (Hello, error) {
 
 // negotiate picks the highest version both h and this package speak.
 func negotiate(h Hello) (uint16, error) {
-	v, ok := frame.Versions{Min: h.Min, Max: h.Max}.Pick(frame.Versions{Min: VersionMin, Max: VersionMax})
-	if !ok {
-		return 0, fmt.Errorf("client speaks versions %d..%d, agent %d..%d: %w", h.Min, h.Max, VersionMin, VersionMax, ErrVersion)
-	}
-	return v, nil
+	return frame.Versions{Min: h.Min, Max: h.Max}.Negotiate(frame.Versions{Min: VersionMin, Max: VersionMax}, "agent", ErrVersion)
 }
 
 // Challenge is the server's answer to hello.
