@@ -27,6 +27,8 @@
 // Versions is the version range a hello carries; the version is
 // negotiated per connection, never carried in the header.
 //
+// frametest holds the fuzz checks every protocol framed here shares.
+//
 // The sub-host control protocol (internal/wire) frames differently (a
 // 16-byte header with a version byte and 16-bit flags) and does not use
 // this package.
