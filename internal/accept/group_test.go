@@ -34,6 +34,24 @@ func listen(t *testing.T) net.Listener {
 	return l
 }
 
+// dialEcho connects to an echo server and has one byte echoed: the
+// connection is being served when it returns.
+func dialEcho(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	return c
+}
+
 func TestGroupServesAndCloses(t *testing.T) {
 	g := newGroup()
 	l := listen(t)
@@ -41,18 +59,7 @@ func TestGroupServesAndCloses(t *testing.T) {
 	go func() { served <- g.Serve(l, asIs, echo) }()
 	var clients []net.Conn
 	for range 3 {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-			t.Fatalf("echo: %v", err)
-		}
-		clients = append(clients, c)
+		clients = append(clients, dialEcho(t, l.Addr().String()))
 	}
 	if n := g.Len(); n != 3 {
 		t.Fatalf("%d live connections, want 3", n)
@@ -144,17 +151,7 @@ func TestGroupRetriesAcceptErrors(t *testing.T) {
 	l.fails.Store(3)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(l, asIs, echo) }()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatalf("served after 3 accept errors: %v", err)
-	}
+	dialEcho(t, l.Addr().String())
 	pauses := []time.Duration{<-heard, <-heard, <-heard}
 	if pauses[0] != Min || pauses[2] != 4*Min {
 		t.Fatalf("pauses %v, want %v doubling", pauses, Min)
