@@ -49,17 +49,13 @@ type ServerConfig struct {
 
 // Server serves the control protocol over one or more listeners.
 type Server struct {
-	cfg       ServerConfig
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	closed    bool
-	done      chan struct{} // closed by stop: cuts accept retry pauses short
-	wg        sync.WaitGroup
-	counters  serverCounters
+	cfg      ServerConfig
+	sessions accept.Group[*session]
+	counters serverCounters
 
 	// Connections not yet authenticated, oldest first, and how many come
 	// from each source address.
+	mu         sync.Mutex
 	pending    []*session
 	pendingSrc map[*session]string
 	perSrc     map[string]int
@@ -91,79 +87,51 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxUnauthenticatedPerSource <= 0 {
 		cfg.MaxUnauthenticatedPerSource = 32
 	}
-	return &Server{
-		cfg: cfg, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
-		done: make(chan struct{}), pendingSrc: map[*session]string{}, perSrc: map[string]int{},
-	}, nil
+	s := &Server{cfg: cfg, pendingSrc: map[*session]string{}, perSrc: map[string]int{}}
+	s.sessions.Closed, s.sessions.Name, s.sessions.Failed = ErrServerClosed, "control server", s.acceptFailed
+	return s, nil
 }
 
 // Serve accepts connections on l until the server is shut down (returning
 // ErrServerClosed). Accept errors are logged and retried with backoff, never
 // fatal: a daemon out of descriptors keeps serving once some are free.
 func (s *Server) Serve(l net.Listener) error {
+	return s.sessions.Serve(l, s.accepted, s.serve)
+}
+
+// acceptFailed frees a descriptor for the retry when accept ran out of
+// them: the daemon outlives descriptor exhaustion.
+func (s *Server) acceptFailed(err error, pause time.Duration) {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		s.shedOldestPending()
+	}
+	s.cfg.Log.Warn().Err(err).Dur("retried_after", pause).Msg("control: accept failed")
+}
+
+// accepted admits a connection in the accept loop, so that oldest first
+// among the unauthenticated is the order of accept. One that the server
+// then refuses, closed meanwhile, stays listed: nothing reads the list
+// once the server is closed.
+func (s *Server) accepted(c net.Conn) (*session, error) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if s.cfg.TLS != nil {
+		c = tls.Server(c, s.cfg.TLS)
+	}
+	ss := newSession(s, c)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
+	s.admitLocked(ss, sourceOf(c))
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var retry accept.Backoff
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			// The daemon outlives descriptor exhaustion: shed the oldest
-			// unauthenticated connection so a retry can succeed.
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				s.shedOldestPending()
-			}
-			if !retry.Retry(err, s.done) {
-				return fmt.Errorf("control server: accept: %w", err)
-			}
-			s.cfg.Log.Warn().Err(err).Dur("retried_after", retry.Delay()).Msg("control: accept failed")
-			continue
-		}
-		retry.Reset()
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		if s.cfg.TLS != nil {
-			c = tls.Server(c, s.cfg.TLS)
-		}
-		ss := newSession(s, c)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return ErrServerClosed
-		}
-		s.sessions[ss] = struct{}{}
-		s.admitLocked(ss, sourceOf(c))
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.counters.connections.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.counters.active.Add(1)
-			defer s.counters.active.Add(-1)
-			ss.run()
-			s.authenticated(ss)
-			s.mu.Lock()
-			delete(s.sessions, ss)
-			s.mu.Unlock()
-		}()
-	}
+	return ss, nil
+}
+
+func (s *Server) serve(ss *session) {
+	s.counters.connections.Add(1)
+	s.counters.active.Add(1)
+	defer s.counters.active.Add(-1)
+	ss.run()
+	s.authenticated(ss)
 }
 
 // sourceOf is the address a connection's unauthenticated cap counts under.
@@ -238,39 +206,23 @@ func (s *Server) shedOldestPending() {
 	}
 }
 
-// stop closes the listeners and marks the server closed; it returns the live sessions.
-func (s *Server) stop() []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		close(s.done)
-	}
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	out := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		out = append(out, ss)
-	}
-	return out
-}
-
 // Shutdown stops accepting, lets every connection finish the request it is
 // reading and send the replies it owes, then hangs up. When ctx ends first
 // the remaining connections are closed abruptly.
 func (s *Server) Shutdown(ctx context.Context) error {
-	for _, ss := range s.stop() {
+	live, _ := s.sessions.Stop()
+	for _, ss := range live {
 		ss.drain()
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.sessions.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		for _, ss := range s.stop() {
-			ss.conn.Close()
+		live, _ := s.sessions.Stop()
+		for _, ss := range live {
+			ss.Close()
 		}
 		<-done
 		return ctx.Err()
@@ -280,9 +232,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once and waits for
 // their goroutines.
 func (s *Server) Close() error {
-	for _, ss := range s.stop() {
-		ss.conn.Close()
-	}
-	s.wg.Wait()
+	_ = s.sessions.Close() // a listener already closed is no failure of the server
 	return nil
 }

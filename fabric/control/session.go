@@ -61,6 +61,9 @@ func newSession(srv *Server, c net.Conn) *session {
 	}
 }
 
+// Close hangs up at once.
+func (ss *session) Close() error { return ss.conn.Close() }
+
 // drain asks the session to stop once the request it is reading, if any,
 // is done: the wait for the next header is cut short, a frame never is.
 func (ss *session) drain() {

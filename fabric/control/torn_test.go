@@ -60,10 +60,7 @@ func TestCutWriteFrameTearsNoSlot(t *testing.T) {
 		conn.Close()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			srv.mu.Lock()
-			live := len(srv.sessions)
-			srv.mu.Unlock()
-			if live == 0 {
+			if srv.sessions.Len() == 0 {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -1,7 +1,3 @@
-// Package accept is the accept-error policy every server of the project
-// shares: a failed Accept is never fatal while the listener is open (a
-// daemon out of descriptors serves again once some are free), and retries
-// are paced so a persistent error does not spin.
 package accept
 
 import (
@@ -23,15 +19,28 @@ type Backoff struct{ d time.Duration }
 // closed (the loop must end); otherwise it waits, longer each time in a
 // row, or until done is closed, and returns true.
 func (b *Backoff) Retry(err error, done <-chan struct{}) bool {
+	if !b.next(err) {
+		return false
+	}
+	b.wait(done)
+	return true
+}
+
+// next decides on err and sets the pause without taking it, so a Group can
+// report the pause before it starts.
+func (b *Backoff) next(err error) bool {
 	if errors.Is(err, net.ErrClosed) {
 		return false
 	}
 	b.d = min(max(2*b.d, Min), Max)
+	return true
+}
+
+func (b *Backoff) wait(done <-chan struct{}) {
 	select {
 	case <-time.After(b.d):
 	case <-done:
 	}
-	return true
 }
 
 // Delay is the wait of the last retry.

@@ -50,6 +50,10 @@
 //	4      4    request id (echoed by the reply)
 //	8      4    payload length (at most the type's bound, MaxPayload overall)
 //
+// The header codec is internal/frame, shared with the runtime socket
+// (kvmhost/vmsock); the magic, the types and their bounds are this
+// package's.
+//
 // Requests and replies after the handshake:
 //
 //	5 error    S->C  u8 code, u16 n, n bytes of text (n <= 256); with id 0

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/frame"
 )
 
 // Protocol versions this package speaks.
@@ -15,7 +16,7 @@ const (
 )
 
 // HeaderSize is the size of a frame header on the wire.
-const HeaderSize = 12
+const HeaderSize = frame.HeaderSize
 
 // MaxGFNsPerRequest bounds the GFN list of one touch request; the client
 // splits longer lists.
@@ -34,11 +35,6 @@ const (
 	MaxPayload = maxTouchSize
 )
 
-const (
-	magic0 = 'V'
-	magic1 = 'A'
-)
-
 // Type is a frame type.
 type Type uint8
 
@@ -51,20 +47,20 @@ const (
 	TypeError     Type = 5 // S->C: code, text
 	TypeTouch     Type = 6 // C->S: GFN list
 	TypeResults   Type = 7 // S->C: one reason per GFN
-	typeLimit     Type = 8
 )
 
-var typeNames = [...]string{
-	TypeHello: "hello", TypeChallenge: "challenge", TypeAuth: "auth", TypeWelcome: "welcome",
-	TypeError: "error", TypeTouch: "touch", TypeResults: "results",
+// spec is the agent's framing; the names say which types exist.
+var spec = frame.Spec[Type]{
+	Magic:  [2]byte{'V', 'A'},
+	Prefix: "agent ",
+	Names: []string{
+		TypeHello: "hello", TypeChallenge: "challenge", TypeAuth: "auth", TypeWelcome: "welcome",
+		TypeError: "error", TypeTouch: "touch", TypeResults: "results",
+	},
+	MaxPayload: MaxPayload,
 }
 
-func (t Type) String() string {
-	if t > 0 && t < typeLimit {
-		return typeNames[t]
-	}
-	return fmt.Sprintf("type(%d)", uint8(t))
-}
+func (t Type) String() string { return spec.Name(t) }
 
 // request reports whether clients send frames of type t.
 func (t Type) request() bool { return t == TypeHello || t == TypeAuth || t == TypeTouch }
@@ -98,73 +94,31 @@ func replyLimit(t Type) uint32 {
 }
 
 // Header is the fixed part of every frame.
-type Header struct {
-	Type  Type
-	Flags uint8  // reserved, zero in version 1
-	ID    uint32 // request id, echoed by the reply
-	Len   uint32 // payload length
-}
+type Header = frame.Header[Type]
 
 // AppendHeader appends the wire form of h to b.
-func AppendHeader(b []byte, h Header) []byte {
-	b = append(b, magic0, magic1, byte(h.Type), h.Flags)
-	b = binary.BigEndian.AppendUint32(b, h.ID)
-	return binary.BigEndian.AppendUint32(b, h.Len)
-}
+func AppendHeader(b []byte, h Header) []byte { return spec.AppendHeader(b, h) }
 
 // ParseHeader decodes and validates a frame header.
-func ParseHeader(b []byte) (Header, error) {
-	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("agent frame header: %d bytes: %w", len(b), fabric.ErrProtocol)
-	}
-	if b[0] != magic0 || b[1] != magic1 {
-		return Header{}, fmt.Errorf("agent frame header: bad magic %#02x%02x: %w", b[0], b[1], fabric.ErrProtocol)
-	}
-	h := Header{Type: Type(b[2]), Flags: b[3], ID: binary.BigEndian.Uint32(b[4:]), Len: binary.BigEndian.Uint32(b[8:])}
-	switch {
-	case h.Type == 0 || h.Type >= typeLimit:
-		return Header{}, fmt.Errorf("agent frame header: unknown %v: %w", h.Type, fabric.ErrProtocol)
-	case h.Flags != 0:
-		return Header{}, fmt.Errorf("agent frame header: reserved flags %#x: %w", h.Flags, fabric.ErrProtocol)
-	case h.Len > MaxPayload:
-		return Header{}, fmt.Errorf("agent frame header: payload %d over %d: %w", h.Len, MaxPayload, fabric.ErrProtocol)
-	}
-	return h, nil
-}
+func ParseHeader(b []byte) (Header, error) { return spec.ParseHeader(b) }
 
 // readFrame reads one frame whose payload limit(type) bounds before any
 // allocation, and checks its tag when t is keyed; buf is reused when large
 // enough.
 func readFrame(r io.Reader, limit func(Type) uint32, t *tagger, buf []byte) (Header, []byte, error) {
+	trailer := 0
+	if t.keyed() {
+		trailer = TagSize
+	}
+	h, p, err := spec.Read(r, limit, trailer, buf)
+	if err != nil || !t.keyed() {
+		return h, p, err
+	}
+	// The header is re-encoded, not kept: ParseHeader accepts only the
+	// bytes AppendHeader writes.
 	var hb [HeaderSize]byte
-	if _, err := io.ReadFull(r, hb[:]); err != nil {
-		return Header{}, nil, err
-	}
-	h, err := ParseHeader(hb[:])
-	if err != nil {
-		return h, nil, err
-	}
-	if l := limit(h.Type); h.Len > l {
-		return h, nil, fmt.Errorf("agent %v frame: payload %d over %d: %w", h.Type, h.Len, l, fabric.ErrProtocol)
-	}
-	n := int(h.Len)
-	if t.keyed() {
-		n += TagSize
-	}
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	p := buf[:n]
-	if _, err := io.ReadFull(r, p); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return h, nil, err
-	}
-	if t.keyed() {
-		if err := t.open(hb[:], p[:h.Len], p[h.Len:]); err != nil {
-			return h, nil, fmt.Errorf("agent %v frame: %w", h.Type, err)
-		}
+	if err := t.open(spec.AppendHeader(hb[:0], h), p[:h.Len], p[h.Len:]); err != nil {
+		return h, nil, fmt.Errorf("agent %v frame: %w", h.Type, err)
 	}
 	return h, p[:h.Len], nil
 }
@@ -173,8 +127,7 @@ func readFrame(r io.Reader, limit func(Type) uint32, t *tagger, buf []byte) (Hea
 // is keyed) to b.
 func appendFrame(b []byte, t *tagger, typ Type, id uint32, payload []byte) []byte {
 	start := len(b)
-	b = AppendHeader(b, Header{Type: typ, ID: id, Len: uint32(len(payload))})
-	b = append(b, payload...)
+	b = spec.AppendFrame(b, typ, id, payload)
 	if t.keyed() {
 		b = t.seal(b, b[start:start+HeaderSize], b[start+HeaderSize:])
 	}
@@ -201,7 +154,7 @@ func ParseHello(p []byte) (Hello, error) {
 	}
 	h := Hello{Min: binary.BigEndian.Uint16(p), Max: binary.BigEndian.Uint16(p[2:])}
 	copy(h.Nonce[:], p[4:])
-	if h.Min == 0 || h.Min > h.Max {
+	if !(frame.Versions{Min: h.Min, Max: h.Max}).Valid() {
 		return Hello{}, fmt.Errorf("agent hello: versions %d..%d: %w", h.Min, h.Max, fabric.ErrProtocol)
 	}
 	return h, nil
@@ -209,11 +162,7 @@ func ParseHello(p []byte) (Hello, error) {
 
 // negotiate picks the highest version both h and this package speak.
 func negotiate(h Hello) (uint16, error) {
-	v := min(h.Max, VersionMax)
-	if v < h.Min || v < VersionMin {
-		return 0, fmt.Errorf("client speaks versions %d..%d, agent %d..%d: %w", h.Min, h.Max, VersionMin, VersionMax, ErrVersion)
-	}
-	return v, nil
+	return frame.Versions{Min: h.Min, Max: h.Max}.Negotiate(frame.Versions{Min: VersionMin, Max: VersionMax}, "agent", ErrVersion)
 }
 
 // Challenge is the server's answer to hello.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/frame/frametest"
 )
 
 // A frame stream from either side decodes into frames whose payloads each
@@ -31,33 +32,13 @@ func FuzzDecodeFrame(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, limit := range []func(Type) uint32{requestLimit, replyLimit} {
-			r := bytes.NewReader(b)
-			for {
-				h, p, err := readFrame(r, limit, nil, nil)
-				if err != nil {
-					if h.Len > MaxPayload {
-						t.Fatalf("header of %d bytes accepted", h.Len)
-					}
-					break
-				}
-				if uint32(len(p)) != h.Len || h.Len > limit(h.Type) {
-					t.Fatalf("%v frame of %d bytes, limit %d", h.Type, len(p), limit(h.Type))
-				}
-				checkPayload(t, h.Type, p)
-			}
-		}
+		frametest.Decode(t, &spec, b, func(typ Type, p []byte) { checkPayload(t, typ, p) }, requestLimit, replyLimit)
 	})
 }
 
 func checkPayload(t *testing.T, typ Type, p []byte) {
 	t.Helper()
-	rejected := func(err error) bool {
-		if err != nil && !errors.Is(err, fabric.ErrProtocol) {
-			t.Fatalf("%v: error %v does not wrap ErrProtocol", typ, err)
-		}
-		return err != nil
-	}
+	rejected := func(err error) bool { return frametest.Rejected(t, typ, err) }
 	switch typ {
 	case TypeHello:
 		v, err := ParseHello(p)

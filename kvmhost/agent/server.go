@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,12 +58,7 @@ type Server struct {
 	stats serverCounters
 	ctx   context.Context // ends at Close: cancels touches in progress
 	stop  context.CancelFunc
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
+	conns accept.Group[net.Conn]
 }
 
 // errNoClient ends a serial port's session that no client began (the
@@ -96,7 +90,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.IdleTimeout = 0
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, ctx: ctx, stop: stop, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}, nil
+	s := &Server{cfg: cfg, ctx: ctx, stop: stop}
+	s.conns.Closed, s.conns.Name = ErrServerClosed, "agent"
+	s.conns.Failed = func(err error, pause time.Duration) {
+		s.cfg.Log.Warn().Err(err).Dur("retried_after", pause).Msg("agent: accept failed")
+	}
+	return s, nil
 }
 
 // Stats returns the server's counters.
@@ -112,94 +111,24 @@ func (s *Server) Stats() Stats {
 // Serve accepts connections on l, one goroutine each, until the server is
 // closed (ErrServerClosed) or l fails for good.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var retry accept.Backoff
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			if !retry.Retry(err, nil) {
-				return fmt.Errorf("agent: accept: %w", err)
-			}
-			s.cfg.Log.Warn().Err(err).Dur("retried_after", retry.Delay()).Msg("agent: accept failed")
-			continue
-		}
-		retry.Reset()
-		if !s.track(c) {
-			c.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer s.untrack(c)
-			s.serve(c, false)
-		}()
-	}
+	return s.conns.Serve(l, func(c net.Conn) (net.Conn, error) { return c, nil }, func(c net.Conn) { s.serve(c, false) })
 }
 
 // ServeConn serves one connection until it ends, then closes it. With
 // waitFirst, the handshake's time starts at the client's first byte (a
 // serial port opened before the host side connects).
 func (s *Server) ServeConn(c net.Conn, waitFirst bool) error {
-	if !s.track(c) {
-		c.Close()
+	var err error
+	if !s.conns.Run(c, func(c net.Conn) { err = s.serve(c, waitFirst) }) {
 		return ErrServerClosed
 	}
-	defer s.untrack(c)
-	return s.serve(c, waitFirst)
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	return err
 }
 
 // Close closes the listeners and every connection and waits for them.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
 	s.stop()
-	var errs []error
-	for l := range s.listeners {
-		errs = append(errs, l.Close())
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return errors.Join(errs...)
+	return s.conns.Close()
 }
 
 // conn is one client connection on the server.

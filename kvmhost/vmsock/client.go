@@ -266,7 +266,7 @@ func (c *Client) call(ctx context.Context, t Type, payload []byte, want Type) (r
 		dl = time.Now().Add(DefaultTimeout)
 	}
 	_ = c.conn.SetWriteDeadline(dl)
-	_, err := c.conn.Write(frame(t, id, payload))
+	_, err := c.conn.Write(buildFrame(t, id, payload))
 	c.wmu.Unlock()
 	if err != nil {
 		err = c.sendFailed(ctx, t, err)

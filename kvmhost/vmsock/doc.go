@@ -37,6 +37,10 @@
 //	4      4    request id (echoed by the reply)
 //	8      4    payload length (at most MaxPayload, and the type's own bound)
 //
+// The header codec is internal/frame, shared with the in-guest agent
+// (kvmhost/agent); the magic, the types and their bounds are this
+// package's.
+//
 // Payloads (C->S requests, S->C replies):
 //
 //	1 hello          C->S  u16 min version, u16 max version

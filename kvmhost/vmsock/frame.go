@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/frame"
 )
 
 // Protocol versions this package speaks; the hello exchange picks the
@@ -19,7 +20,7 @@ const (
 const VersionStats = 2
 
 // HeaderSize is the size of a frame header on the wire.
-const HeaderSize = 12
+const HeaderSize = frame.HeaderSize
 
 // MaxGFNsPerRequest bounds the GFN list of one make-resident request; the
 // client splits longer lists.
@@ -44,11 +45,6 @@ const (
 	MaxPayload = 2 << 20
 )
 
-const (
-	magic0 = 'V'
-	magic1 = 'S'
-)
-
 // Type is a frame type.
 type Type uint8
 
@@ -67,21 +63,20 @@ const (
 	TypeResults      Type = 9  // S->C: one result per GFN of the request
 	TypeGetStats     Type = 10 // C->S: empty (version 2)
 	TypeStats        Type = 11 // S->C: the runtime's counters (version 2)
-	typeLimit        Type = 12
 )
 
-var typeNames = [...]string{
-	TypeHello: "hello", TypeWelcome: "welcome", TypeError: "error",
-	TypeGetInfo: "get-info", TypeInfo: "info", TypeGetFDs: "get-fds", TypeFDs: "fds",
-	TypeMakeResident: "make-resident", TypeResults: "results", TypeGetStats: "get-stats", TypeStats: "stats",
+// spec is the socket's framing; the names say which types exist.
+var spec = frame.Spec[Type]{
+	Magic: [2]byte{'V', 'S'},
+	Names: []string{
+		TypeHello: "hello", TypeWelcome: "welcome", TypeError: "error",
+		TypeGetInfo: "get-info", TypeInfo: "info", TypeGetFDs: "get-fds", TypeFDs: "fds",
+		TypeMakeResident: "make-resident", TypeResults: "results", TypeGetStats: "get-stats", TypeStats: "stats",
+	},
+	MaxPayload: MaxPayload,
 }
 
-func (t Type) String() string {
-	if t > 0 && t < typeLimit {
-		return typeNames[t]
-	}
-	return fmt.Sprintf("type(%d)", uint8(t))
-}
+func (t Type) String() string { return spec.Name(t) }
 
 // request reports whether clients send frames of type t.
 func (t Type) request() bool {
@@ -119,77 +114,23 @@ func replyLimit(t Type) uint32 {
 }
 
 // Header is the fixed part of every frame.
-type Header struct {
-	Type  Type
-	Flags uint8  // reserved, zero in version 1
-	ID    uint32 // request id, echoed by the reply
-	Len   uint32 // payload length
-}
+type Header = frame.Header[Type]
 
 // AppendHeader appends the wire form of h to b.
-func AppendHeader(b []byte, h Header) []byte {
-	b = append(b, magic0, magic1, byte(h.Type), h.Flags)
-	b = binary.BigEndian.AppendUint32(b, h.ID)
-	return binary.BigEndian.AppendUint32(b, h.Len)
-}
+func AppendHeader(b []byte, h Header) []byte { return spec.AppendHeader(b, h) }
 
 // ParseHeader decodes and validates a frame header.
-func ParseHeader(b []byte) (Header, error) {
-	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("frame header: %d bytes: %w", len(b), fabric.ErrProtocol)
-	}
-	if b[0] != magic0 || b[1] != magic1 {
-		return Header{}, fmt.Errorf("frame header: bad magic %#02x%02x: %w", b[0], b[1], fabric.ErrProtocol)
-	}
-	h := Header{
-		Type:  Type(b[2]),
-		Flags: b[3],
-		ID:    binary.BigEndian.Uint32(b[4:]),
-		Len:   binary.BigEndian.Uint32(b[8:]),
-	}
-	switch {
-	case h.Type == 0 || h.Type >= typeLimit:
-		return Header{}, fmt.Errorf("frame header: unknown %v: %w", h.Type, fabric.ErrProtocol)
-	case h.Flags != 0:
-		return Header{}, fmt.Errorf("frame header: reserved flags %#x: %w", h.Flags, fabric.ErrProtocol)
-	case h.Len > MaxPayload:
-		return Header{}, fmt.Errorf("frame header: payload %d over %d: %w", h.Len, MaxPayload, fabric.ErrProtocol)
-	}
-	return h, nil
-}
+func ParseHeader(b []byte) (Header, error) { return spec.ParseHeader(b) }
 
 // readFrame reads one frame whose payload limit(type) bounds before any
 // allocation; buf is reused when large enough.
 func readFrame(r io.Reader, limit func(Type) uint32, buf []byte) (Header, []byte, error) {
-	var hb [HeaderSize]byte
-	if _, err := io.ReadFull(r, hb[:]); err != nil {
-		return Header{}, nil, err
-	}
-	h, err := ParseHeader(hb[:])
-	if err != nil {
-		return h, nil, err
-	}
-	if l := limit(h.Type); h.Len > l {
-		return h, nil, fmt.Errorf("%v frame: payload %d over %d: %w", h.Type, h.Len, l, fabric.ErrProtocol)
-	}
-	if cap(buf) < int(h.Len) {
-		buf = make([]byte, h.Len)
-	}
-	p := buf[:h.Len]
-	if _, err := io.ReadFull(r, p); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return h, nil, err
-	}
-	return h, p, nil
+	return spec.Read(r, limit, 0, buf)
 }
 
-// frame builds a whole frame: header and payload in one buffer.
-func frame(t Type, id uint32, payload []byte) []byte {
-	b := make([]byte, 0, HeaderSize+len(payload))
-	b = AppendHeader(b, Header{Type: t, ID: id, Len: uint32(len(payload))})
-	return append(b, payload...)
+// buildFrame builds a whole frame: header and payload in one buffer.
+func buildFrame(t Type, id uint32, payload []byte) []byte {
+	return spec.AppendFrame(make([]byte, 0, HeaderSize+len(payload)), t, id, payload)
 }
 
 // Hello is the client's opening frame: the versions it speaks.
@@ -207,7 +148,7 @@ func ParseHello(p []byte) (Hello, error) {
 		return Hello{}, fmt.Errorf("hello: %d bytes, want %d: %w", len(p), helloSize, fabric.ErrProtocol)
 	}
 	h := Hello{Min: binary.BigEndian.Uint16(p), Max: binary.BigEndian.Uint16(p[2:])}
-	if h.Min == 0 || h.Min > h.Max {
+	if !(frame.Versions{Min: h.Min, Max: h.Max}).Valid() {
 		return Hello{}, fmt.Errorf("hello: versions %d..%d: %w", h.Min, h.Max, fabric.ErrProtocol)
 	}
 	return h, nil
@@ -215,11 +156,7 @@ func ParseHello(p []byte) (Hello, error) {
 
 // negotiate picks the highest version both h and this package speak.
 func negotiate(h Hello) (uint16, error) {
-	v := min(h.Max, VersionMax)
-	if v < h.Min || v < VersionMin {
-		return 0, fmt.Errorf("client speaks versions %d..%d, runtime %d..%d: %w", h.Min, h.Max, VersionMin, VersionMax, ErrVersion)
-	}
-	return v, nil
+	return frame.Versions{Min: h.Min, Max: h.Max}.Negotiate(frame.Versions{Min: VersionMin, Max: VersionMax}, "runtime", ErrVersion)
 }
 
 // Welcome is the server's answer to hello.

@@ -32,12 +32,12 @@ func FuzzServerConn(f *testing.F) {
 	h := hello(1, 1)
 	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	f.Add(h)
-	f.Add(join(h, frame(TypeGetInfo, 2, nil), frame(TypeGetFDs, 3, nil)))
-	f.Add(join(h, frame(TypeMakeResident, 2, AppendGFNs(nil, []fabric.GFN{1, 99, 3})), frame(TypeGetInfo, 3, nil)))
-	f.Add(join(h, frame(TypeMakeResident, 2, []byte{0, 0, 0, 1, 0})))
+	f.Add(join(h, buildFrame(TypeGetInfo, 2, nil), buildFrame(TypeGetFDs, 3, nil)))
+	f.Add(join(h, buildFrame(TypeMakeResident, 2, AppendGFNs(nil, []fabric.GFN{1, 99, 3})), buildFrame(TypeGetInfo, 3, nil)))
+	f.Add(join(h, buildFrame(TypeMakeResident, 2, []byte{0, 0, 0, 1, 0})))
 	f.Add(join(h, AppendHeader(nil, Header{Type: TypeMakeResident, ID: 9, Len: MaxPayload})))
-	f.Add(join(hello(3, 9), frame(TypeGetInfo, 2, nil)))
-	f.Add(join(hello(1, 2), frame(TypeGetStats, 2, nil), frame(TypeGetInfo, 3, nil)))
+	f.Add(join(hello(3, 9), buildFrame(TypeGetInfo, 2, nil)))
+	f.Add(join(hello(1, 2), buildFrame(TypeGetStats, 2, nil), buildFrame(TypeGetInfo, 3, nil)))
 	f.Add([]byte("VS\x01\x00\x00\x00\x00\x01\x00\x00\x00\x04\x00\x01\x00\x01"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		client, server := socketPair(t)

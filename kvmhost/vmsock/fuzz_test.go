@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/fabric"
+	"github.com/vmemtrans/vmemtrans/internal/frame/frametest"
 )
 
 // A frame stream from either side decodes into frames whose payloads each
@@ -17,50 +18,27 @@ func FuzzDecodeFrame(f *testing.F) {
 		Subhosts: []Subhost{{ID: 2, Addr: "a:1", VM: "vm", Key: []byte{1}}}, QMP: "q.sock"})
 	for _, seed := range [][]byte{
 		hello(1, 1),
-		frame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
-		frame(TypeError, 0, AppendError(nil, fabric.ErrForbidden)),
-		frame(TypeInfo, 2, info),
-		frame(TypeFDs, 3, []byte{numFDs}),
-		frame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
-		frame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
-		frame(TypeGetStats, 5, nil),
-		frame(TypeStats, 5, AppendStats(nil, []Counter{{"page_ins_total", 9}, {"remote_pages", 1 << 40}})),
+		buildFrame(TypeWelcome, 1, AppendWelcome(nil, Welcome{Version: 1, MaxGFNs: 16})),
+		buildFrame(TypeError, 0, AppendError(nil, fabric.ErrForbidden)),
+		buildFrame(TypeInfo, 2, info),
+		buildFrame(TypeFDs, 3, []byte{numFDs}),
+		buildFrame(TypeMakeResident, 4, AppendGFNs(nil, []fabric.GFN{1, 2, 1 << 50})),
+		buildFrame(TypeResults, 4, AppendResults(nil, []error{nil, fabric.ErrGFNRange, nil})),
+		buildFrame(TypeGetStats, 5, nil),
+		buildFrame(TypeStats, 5, AppendStats(nil, []Counter{{"page_ins_total", 9}, {"remote_pages", 1 << 40}})),
 		AppendHeader(nil, Header{Type: TypeResults, ID: 1, Len: MaxPayload}),
 		{},
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, limit := range []func(Type) uint32{requestLimit, replyLimit} {
-			r := bytes.NewReader(b)
-			for {
-				h, p, err := readFrame(r, limit, nil)
-				if err != nil {
-					if h.Len > MaxPayload {
-						t.Fatalf("header of %d bytes accepted", h.Len)
-					}
-					break
-				}
-				if uint32(len(p)) != h.Len || h.Len > limit(h.Type) {
-					t.Fatalf("%v frame of %d bytes, limit %d", h.Type, len(p), limit(h.Type))
-				}
-				if got := AppendHeader(nil, h); !bytes.Equal(got, b[len(b)-r.Len()-len(p)-HeaderSize:][:HeaderSize]) {
-					t.Fatalf("header %+v re-encodes to %x", h, got)
-				}
-				checkPayload(t, h.Type, p)
-			}
-		}
+		frametest.Decode(t, &spec, b, func(typ Type, p []byte) { checkPayload(t, typ, p) }, requestLimit, replyLimit)
 	})
 }
 
 func checkPayload(t *testing.T, typ Type, p []byte) {
 	t.Helper()
-	rejected := func(err error) bool {
-		if err != nil && !errors.Is(err, fabric.ErrProtocol) {
-			t.Fatalf("%v: error %v does not wrap ErrProtocol", typ, err)
-		}
-		return err != nil
-	}
+	rejected := func(err error) bool { return frametest.Rejected(t, typ, err) }
 	switch typ {
 	case TypeHello:
 		v, err := ParseHello(p)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,14 +53,10 @@ type counters struct {
 
 // Server serves the runtime socket protocol for one Backend.
 type Server struct {
-	cfg       ServerConfig
-	uid       uint32
-	stats     counters
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*net.UnixConn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
+	cfg   ServerConfig
+	uid   uint32
+	stats counters
+	conns accept.Group[*net.UnixConn]
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -88,12 +83,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = 4
 	}
-	return &Server{
-		cfg:       cfg,
-		uid:       uint32(os.Geteuid()),
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*net.UnixConn]struct{}{},
-	}, nil
+	s := &Server{cfg: cfg, uid: uint32(os.Geteuid())}
+	s.conns.Closed, s.conns.Name = ErrServerClosed, "runtime socket"
+	s.conns.Failed = func(err error, pause time.Duration) {
+		s.cfg.Log.Warn().Err(err).Dur("retried_after", pause).Msg("runtime socket: accept failed")
+	}
+	return s, nil
 }
 
 // Stats returns the server's counters.
@@ -110,94 +105,26 @@ func (s *Server) Stats() Stats {
 // Serve accepts connections on l (a unix listener, see Listen) until the
 // server is closed (returning ErrServerClosed) or l fails.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
+	return s.conns.Serve(l, unixConn, s.serve)
+}
+
+func unixConn(c net.Conn) (*net.UnixConn, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("runtime socket: listener gave a %T, want a unix connection", c)
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var retry accept.Backoff // never fatal while l is open, as for the sub-host
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			if !retry.Retry(err, nil) {
-				return fmt.Errorf("runtime socket: accept: %w", err)
-			}
-			s.cfg.Log.Warn().Err(err).Dur("retried_after", retry.Delay()).Msg("runtime socket: accept failed")
-			continue
-		}
-		retry.Reset()
-		uc, ok := c.(*net.UnixConn)
-		if !ok {
-			c.Close()
-			return fmt.Errorf("runtime socket: listener gave a %T, want a unix connection", c)
-		}
-		if !s.track(uc) {
-			uc.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer s.untrack(uc)
-			s.serve(uc)
-		}()
-	}
+	return uc, nil
 }
 
 // ServeConn serves one connection until it ends and closes it.
 func (s *Server) ServeConn(c *net.UnixConn) {
-	if !s.track(c) {
-		c.Close()
-		return
-	}
-	defer s.untrack(c)
-	s.serve(c)
-}
-
-func (s *Server) track(c *net.UnixConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c *net.UnixConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	s.conns.Run(c, s.serve)
 }
 
 // Close closes the listeners (removing their socket files) and every
 // connection, cancels the requests in the backend and waits for them.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	var errs []error
-	for l := range s.listeners {
-		errs = append(errs, l.Close())
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return errors.Join(errs...)
+	return s.conns.Close()
 }
 
 func (s *Server) serve(c *net.UnixConn) {

@@ -182,7 +182,7 @@ func (ss *session) sendFDs(id uint32) {
 		return
 	}
 	defer lm.Close()
-	ss.write(frame(TypeFDs, id, []byte{numFDs}), []*os.File{ram, lm})
+	ss.write(buildFrame(TypeFDs, id, []byte{numFDs}), []*os.File{ram, lm})
 }
 
 func (ss *session) sendStats(id uint32) {
@@ -228,7 +228,7 @@ func (ss *session) makeResident(id uint32, gfns []fabric.GFN) {
 }
 
 func (ss *session) send(t Type, id uint32, payload []byte) {
-	ss.write(frame(t, id, payload), nil)
+	ss.write(buildFrame(t, id, payload), nil)
 }
 
 // fail answers request id with an error frame; the connection stays up.

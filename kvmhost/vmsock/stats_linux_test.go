@@ -42,6 +42,6 @@ func TestStats(t *testing.T) {
 	lm.Close()
 
 	raw := rawConn(t, path)
-	raw.Write(append(hello(1, 1), frame(TypeGetStats, 2, nil)...))
+	raw.Write(append(hello(1, 1), buildFrame(TypeGetStats, 2, nil)...))
 	closingError(t, readServerFrames(t, raw), CodeProtocol)
 }

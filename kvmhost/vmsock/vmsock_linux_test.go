@@ -306,7 +306,7 @@ func closingError(t *testing.T, frames []struct {
 }
 
 func hello(min, max uint16) []byte {
-	return frame(TypeHello, 1, AppendHello(nil, Hello{Min: min, Max: max}))
+	return buildFrame(TypeHello, 1, AppendHello(nil, Hello{Min: min, Max: max}))
 }
 
 func TestMalformedFrameClosesOnlyThatClient(t *testing.T) {
@@ -315,13 +315,13 @@ func TestMalformedFrameClosesOnlyThatClient(t *testing.T) {
 	good := dial(t, path)
 	cases := map[string][]byte{
 		"garbage":         []byte("GET / HTTP/1.1\r\n\r\n"),
-		"no hello":        frame(TypeGetInfo, 1, nil),
+		"no hello":        buildFrame(TypeGetInfo, 1, nil),
 		"hello twice":     append(hello(1, 1), hello(1, 1)...),
 		"oversized":       append(hello(1, 1), AppendHeader(nil, Header{Type: TypeMakeResident, ID: 2, Len: MaxPayload})...),
 		"over type limit": append(hello(1, 1), AppendHeader(nil, Header{Type: TypeGetInfo, ID: 2, Len: 1})...),
-		"reply type":      append(hello(1, 1), frame(TypeResults, 2, AppendResults(nil, nil))...),
-		"bad gfn count":   append(hello(1, 1), frame(TypeMakeResident, 2, []byte{0, 0, 0, 2, 1, 2, 3})...),
-		"too many gfns":   append(hello(1, 1), frame(TypeMakeResident, 2, AppendGFNs(nil, make([]fabric.GFN, MaxGFNsPerRequest+1)))...),
+		"reply type":      append(hello(1, 1), buildFrame(TypeResults, 2, AppendResults(nil, nil))...),
+		"bad gfn count":   append(hello(1, 1), buildFrame(TypeMakeResident, 2, []byte{0, 0, 0, 2, 1, 2, 3})...),
+		"too many gfns":   append(hello(1, 1), buildFrame(TypeMakeResident, 2, AppendGFNs(nil, make([]fabric.GFN, MaxGFNsPerRequest+1)))...),
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -370,7 +370,7 @@ func TestDeadlines(t *testing.T) {
 	for name, in := range map[string][]byte{
 		"silent":     nil,
 		"half hello": hello(1, 1)[:5],
-		"half frame": append(hello(1, 1), frame(TypeMakeResident, 2, AppendGFNs(nil, []fabric.GFN{1}))[:14]...),
+		"half frame": append(hello(1, 1), buildFrame(TypeMakeResident, 2, AppendGFNs(nil, []fabric.GFN{1}))[:14]...),
 		"idle":       hello(1, 1),
 	} {
 		t.Run(name, func(t *testing.T) {
