@@ -10,3 +10,4 @@ func unmap([]byte) error                      { return ErrUnsupported }
 func punchHole(*os.File, int64, int64) error  { return ErrUnsupported }
 func syncMapping([]byte) error                { return ErrUnsupported }
 func allocatedBytes(*os.File) (uint64, error) { return 0, ErrUnsupported }
+func prepareWrite([]byte, int, int)           {}

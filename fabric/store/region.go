@@ -66,6 +66,7 @@ func (r *Region) StoreSlots(first uint64, pages []byte) error {
 	if first >= r.slots || n > r.slots-first {
 		return fmt.Errorf("store slots %d..%d of %s (%d slots): %w", first, first+n-1, r.vm, r.slots, fabric.ErrSlotRange)
 	}
+	prepareWrite(r.mem, int(first*fabric.PageSize), len(pages))
 	if _, err := r.file.WriteAt(pages, int64(first*fabric.PageSize)); err != nil {
 		return fmt.Errorf("store slots %d..%d of %s: %w", first, first+n-1, r.vm, err)
 	}

@@ -484,3 +484,34 @@ func TestOneStorePerDirectory(t *testing.T) {
 	}
 	openStore(t, dir).Close()
 }
+
+// TestStoreSlotsDiskUseIsWrittenPages: the page cache is built in huge
+// pages for the mapping, but a slot never written takes no disk space and
+// reads zeros.
+func TestStoreSlotsDiskUseIsWrittenPages(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	r, err := s.Region("vm", 2048) // 8 MiB: four huge pages
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := pattern("vm", 700)
+	if err := r.StoreSlots(700, page); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().ResidentBytes; got == 0 || got > 16*fabric.PageSize {
+		t.Errorf("one written slot uses %d bytes of disk, want one page's worth", got)
+	}
+	for _, i := range []uint64{0, 511, 699, 701, 1023, 2047} {
+		b, _ := r.Slot(i)
+		if slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
+			t.Errorf("slot %d never written reads non-zero bytes", i)
+		}
+	}
+	if b, _ := r.Slot(700); string(b) != string(page) {
+		t.Error("slot 700 reads other bytes than were stored")
+	}
+}
