@@ -27,9 +27,10 @@ func init() {
 		Long: `Split-migrate the bundled real Linux guest (a rootkit loaded) onto two
 sub-hosts on loopback, keep a quarter of it resident on the main host, run a
 synthetic workload on it, and run the IDS suite (ps, lsmod, check syscalls,
-hidden-tasks, kernel-text, and a whole-memory scan) through proxy, self and
-adaptive paging, twice each, beside the unsplit image. Every method must
-give the unsplit image's answers; the table shows what each cost.
+hidden-tasks, kernel-text, and a whole-memory scan) through proxy, adaptive
+and self paging, twice each, beside the unsplit image. Every method must
+give the unsplit image's answers; the table shows what each cost. Self
+paging runs last: it is the method that changes the VM's resident set.
 
 --json prints an object with "runs": one entry per (method, pass).`,
 		Args: cobra.NoArgs,
