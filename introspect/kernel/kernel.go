@@ -75,9 +75,13 @@ func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 	}
 	k := &Kernel{prof: p, r: r}
 	if cr3 != 0 {
-		perr := k.bindByProbe(l, paging.KernelCR3(cr3), modes)
-		if perr == nil {
-			return k, nil
+		var perr error
+		for _, c := range paging.KernelCR3Candidates(cr3) {
+			if err := k.bindByProbe(l, c, modes); err == nil {
+				return k, nil
+			} else if perr == nil {
+				perr = err
+			}
 		}
 		// a stale or foreign CR3 should not stop discovery: the scan needs none
 		if serr := k.bindByScan(l, modes); serr != nil {

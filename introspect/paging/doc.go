@@ -21,7 +21,8 @@
 // bit 63 are dropped). Under page-table isolation (PTI), Linux runs user mode
 // on a second PGD 4 KiB above the kernel one and sets CR3 bit 12: mask
 // ~0x1fff (KernelCR3) to walk the kernel's own tables from a CR3 caught in
-// user mode.
+// user mode. Without PTI bit 12 is an address bit, so a CR3 with it set is
+// one of two tables (KernelCR3Candidates); only a walk tells which.
 //
 // A Translator is safe for concurrent use.
 package paging

@@ -93,5 +93,19 @@ func TableBase(cr3 uint64) uint64 { return cr3 & addrMask }
 const PTIUserBit = 1 << 12
 
 // KernelCR3 drops PCID and the PTI user bit (mask ~0x1fff): the CR3 of the
-// kernel's own page tables, whatever mode the vCPU was stopped in.
+// kernel's own page tables when PTI is on, whatever mode the vCPU was
+// stopped in. Without PTI (CPUs not affected by Meltdown, AMD's among them,
+// or pti=off) the PGD is any 4 KiB frame and bit 12 is an address bit:
+// see KernelCR3Candidates.
 func KernelCR3(cr3 uint64) uint64 { return TableBase(cr3) &^ PTIUserBit }
+
+// KernelCR3Candidates are the tables that may be the kernel's for a raw
+// cr3, most likely first: the kernel PGD under PTI (bit 12 cleared), then
+// the table base as it is (no PTI). A register read cannot tell the two
+// apart; a walk that finds the kernel can.
+func KernelCR3Candidates(cr3 uint64) []uint64 {
+	if k, t := KernelCR3(cr3), TableBase(cr3); k != t {
+		return []uint64{k, t}
+	}
+	return []uint64{TableBase(cr3)}
+}

@@ -3,6 +3,7 @@ package paging_test
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
@@ -208,5 +209,16 @@ func TestCR3Masks(t *testing.T) {
 		if got := [2]bool{paging.FourLevel.Canonical(va), paging.FiveLevel.Canonical(va)}; got != want {
 			t.Errorf("Canonical(%#x) 4/5-level = %v, want %v", va, got, want)
 		}
+	}
+}
+
+// TestKernelCR3Candidates: a CR3 with bit 12 set is the user PGD under PTI
+// or, without PTI, the kernel's own table; one with it clear is one table.
+func TestKernelCR3Candidates(t *testing.T) {
+	if got := paging.KernelCR3Candidates(0x2557000); !slices.Equal(got, []uint64{0x2556000, 0x2557000}) {
+		t.Errorf("candidates of 0x2557000 = %#x, want PTI's kernel PGD then the table as is", got)
+	}
+	if got := paging.KernelCR3Candidates(0x8000_0000_0194_4abc); !slices.Equal(got, []uint64{0x1944000}) {
+		t.Errorf("candidates of a CR3 with bit 12 clear = %#x, want only its table base", got)
 	}
 }

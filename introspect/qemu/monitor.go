@@ -83,7 +83,7 @@ func (m *Monitor) Registers(ctx context.Context) ([]Registers, error) {
 }
 
 // CR3 returns the first vCPU's CR3, raw (PCID and PTI bits included; see
-// paging.KernelCR3), and its CR4.
+// paging.KernelCR3Candidates), and its CR4.
 func (m *Monitor) CR3(ctx context.Context) (cr3, cr4 uint64, err error) {
 	regs, err := m.Registers(ctx)
 	if err != nil {
