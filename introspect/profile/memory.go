@@ -3,6 +3,7 @@ package profile
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
@@ -74,12 +75,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	}
 	anchored := ks.anchored
 	ks.anchorAt(textLink)
-	rt := make(map[string]uint64)
-	for _, s := range ks.syms {
-		if _, dup := rt[s.name]; !dup {
-			rt[s.name] = s.addr
-		}
-	}
+	rt := firstAddrs(ks.syms, "_text", "__start_BTF", "linux_banner", "_end")
 	text, okT := rt["_text"]
 	startBTF, okB := rt["__start_BTF"]
 	banner, okN := rt["linux_banner"]
@@ -210,15 +206,7 @@ func slideFromInitTask(r physmem.Reader, p *Profile, textPhys, textLink uint64) 
 // position-independent, so link addresses work. Kernels whose kallsyms
 // lack the section bounds are not checked.
 func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, syms []kallsym) error {
-	at := map[string]uint64{}
-	for _, s := range syms {
-		switch s.name {
-		case "_text", "__start___ksymtab", "__stop___ksymtab", "__start___ksymtab_gpl", "__stop___ksymtab_gpl":
-			if _, dup := at[s.name]; !dup {
-				at[s.name] = s.addr
-			}
-		}
-	}
+	at := firstAddrs(syms, "_text", "__start___ksymtab", "__stop___ksymtab", "__start___ksymtab_gpl", "__stop___ksymtab_gpl")
 	text := at["_text"]
 	phys := func(va uint64) uint64 { return textPhys + va - text }
 	type entry struct{ val, name uint64 }
@@ -257,3 +245,17 @@ func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, syms []kallsym) err
 
 // ksymNameMax is KSYM_NAME_LEN, the longest symbol name.
 const ksymNameMax = 512
+
+// firstAddrs is the first address of each of names in syms, in one pass: a
+// map of all of a kernel's 200,000 symbols costs more than the lookups.
+func firstAddrs(syms []kallsym, names ...string) map[string]uint64 {
+	at := make(map[string]uint64, len(names))
+	for _, s := range syms {
+		if slices.Contains(names, s.name) {
+			if _, seen := at[s.name]; !seen {
+				at[s.name] = s.addr
+			}
+		}
+	}
+	return at
+}
