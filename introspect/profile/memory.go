@@ -123,10 +123,14 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		}
 		syms[i] = s
 	}
-	if err := checkKsymtabInMemory(r, info.TextPhys, syms); err != nil {
-		return nil, info, err
-	}
+	// The ksymtab check reads guest memory, the profile parses BTF: neither
+	// needs the other, so they run side by side.
+	checked := make(chan error, 1)
+	go func() { checked <- checkKsymtabInMemory(r, info.TextPhys, syms) }()
 	p, err := newProfile(release, syms, raw)
+	if cerr := <-checked; cerr != nil {
+		return nil, info, cerr
+	}
 	if err != nil {
 		return nil, info, err
 	}
