@@ -56,22 +56,26 @@ func FromVmlinux(b []byte) (*Profile, error) {
 }
 
 func checkAgainstKsymtab(syms []kallsym, exported map[string]uint64) error {
-	addrs := make(map[string][]uint64, len(syms))
+	// One pass over the symbols against the (much smaller) export table: a
+	// name is checked if kallsyms has it, and agrees if any of its
+	// addresses (names repeat) is the exported one.
+	const seen, agreed = 1, 2
+	state := make(map[string]uint8, len(exported))
 	for _, s := range syms {
-		addrs[s.name] = append(addrs[s.name], s.addr)
-	}
-	var checked, agree int
-	for name, want := range exported {
-		got, ok := addrs[name]
+		want, ok := exported[s.name]
 		if !ok {
 			continue
 		}
-		checked++
-		for _, a := range got {
-			if a == want {
-				agree++
-				break
-			}
+		if s.addr == want {
+			state[s.name] = agreed
+		} else if state[s.name] == 0 {
+			state[s.name] = seen
+		}
+	}
+	checked, agree := len(state), 0
+	for _, st := range state {
+		if st == agreed {
+			agree++
 		}
 	}
 	if checked == 0 || float64(agree) < minKsymtabAgreement*float64(checked) {
