@@ -48,7 +48,10 @@ const hugeChunk = 2 << 20
 // brings in a whole huge folio (zeros where the file has a hole), which the
 // pwrite then fills in place, and which the mapping maps with one entry.
 // Written straight, the page cache would be built in folios the size of
-// each write. Ranges already there cost one walk of the page table.
+// each write. Ranges already there cost one walk of the page table. Slots
+// freed in such a range (punched out) come back as page cache of zeros
+// until they are reused, so the page cache stays near the region's
+// high-water mark; the disk still holds written slots only.
 func prepareWrite(mem []byte, off, n int) {
 	lo := off / hugeChunk * hugeChunk
 	hi := min((off+n+hugeChunk-1)/hugeChunk*hugeChunk, len(mem))
