@@ -76,18 +76,26 @@ theirs() {
   timeout 60 ib_read_bw -d rxe0 -x 1 -F -s 4096 -n 15000 192.0.2.1 2>&1 | awk '$1 == 4096 {printf "%.0f\n", $5 * 1000000}'
   wait $s 2>/dev/null
 }
+# A pair whose baseline gave no figure (ib_read_bw failed to connect, say)
+# is left out and said so: it measures nothing about our path. A pair where
+# ours gave none counts as a ratio of 0.
 check_ratio() {
   : > /tmp/ratios
   for i in $(seq 1 "$RATIO_PAIRS"); do
     if [ $((i % 2)) = 1 ]; then o=$(ours); t=$(theirs); else t=$(theirs); o=$(ours); fi
     echo "RIG-RATE pair=$i ours=${o:-0} ib_read_bw=${t:-0} pages/s"
-    echo "${o:-0} ${t:-0}" | awk '{printf "%.3f\n", ($2 > 0) ? $1 / $2 : 0}' >> /tmp/ratios
+    if [ "${t:-0}" = 0 ]; then echo "RIG-RATE pair=$i left out: ib_read_bw gave no figure ($(tail -c 200 /tmp/ibrb.srv | tr '\n' ' '))"; continue; fi
+    echo "${o:-0} $t" | awk '{printf "%.3f\n", $1 / $2}' >> /tmp/ratios
   done
+  n=$(wc -l < /tmp/ratios)
+  if [ "$n" -lt 3 ]; then
+    echo "RIG-RATIO only $n of $RATIO_PAIRS pairs have a baseline"; res read_ratio_vs_ib_read_bw 1; return
+  fi
   stats=$(sort -n /tmp/ratios | awk '{a[NR] = $1} END {
     med = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
     printf "%.3f %.3f %.3f", med, a[1], a[NR]}')
   set -- $stats
-  echo "RIG-RATIO read pages/s ours / ib_read_bw: median of $RATIO_PAIRS pairs $1 (spread $2..$3; target >= $RATIO_TARGET, floor $RATIO_FLOOR); pair ratios $(tr '\n' ' ' < /tmp/ratios)"
+  echo "RIG-RATIO read pages/s ours / ib_read_bw: median of $n pairs $1 (spread $2..$3; target >= $RATIO_TARGET, floor $RATIO_FLOOR); pair ratios $(tr '\n' ' ' < /tmp/ratios)"
   echo "$1" | awk -v f="$RATIO_FLOOR" '{exit !($1 >= f)}'; res read_ratio_vs_ib_read_bw $?
 }
 
