@@ -116,12 +116,11 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	if anchored && !info.SlideKnown {
 		info.Slide, info.SlideKnown = text-textLink, true
 	}
-	syms := make([]kallsym, len(ks.syms))
-	for i, s := range ks.syms {
-		if s.addr >= KernelMapBase {
-			s.addr -= info.Slide
+	syms := ks.syms // link addresses from here on, in place
+	for i := range syms {
+		if syms[i].addr >= KernelMapBase {
+			syms[i].addr -= info.Slide
 		}
-		syms[i] = s
 	}
 	// The ksymtab check reads guest memory, the profile parses BTF: neither
 	// needs the other, so they run side by side.

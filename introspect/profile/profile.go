@@ -1,10 +1,12 @@
 package profile
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -24,8 +26,15 @@ func newProfile(release string, syms []kallsym, btfRaw []byte) (*Profile, error)
 		return nil, err
 	}
 	p := &Profile{release: release, first: make(map[string]uint64, len(syms)), types: ty}
-	p.sorted = append([]kallsym(nil), syms...)
-	sort.SliceStable(p.sorted, func(i, j int) bool { return p.sorted[i].addr < p.sorted[j].addr })
+	// kallsyms stores its entries by address, so syms is normally in order
+	// already and is kept as it is (the caller hands it over and only reads
+	// it afterwards); a 7.x kernel has 200,000 of them.
+	byAddr := func(a, b kallsym) int { return cmp.Compare(a.addr, b.addr) }
+	p.sorted = syms
+	if !slices.IsSortedFunc(syms, byAddr) {
+		p.sorted = slices.Clone(syms)
+		slices.SortStableFunc(p.sorted, byAddr)
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "release %s\n", release)
 	var w [9]byte
