@@ -78,9 +78,10 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	s := &scanner{
 		patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1,
 		ranges: make([]physmem.Range, 0, batchPages),
-		buf:    getBuffer(longest - 1 + batchPages*pageSize),
 	}
-	defer putBuffer(s.buf)
+	sb := getBuffer(longest - 1 + batchPages*pageSize)
+	defer putBuffer(sb)
+	s.buf = sb.b
 	size := r.Size()
 	next := func(addr uint64) (uint64, uint64, bool) {
 		if addr >= size {
@@ -116,33 +117,45 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 
 // spare keeps scan buffers between scans: an IDS scans again and again,
 // and a fresh batch buffer (16 MiB by default) costs a page fault per page
-// (in a VM whose host backs memory lazily, a host fault too: tens of µs a
-// page). A sync.Pool would drop them at every collection.
+// (in a VM whose host backs memory lazily, a host fault too: 6-13 µs a
+// 4 KiB page here). A sync.Pool would drop them at every collection. A new
+// buffer is made in huge pages where the system has them (newScanBuffer):
+// a one-shot scan of a split VM spent 70 of its 150 ms faulting in its
+// buffer, mostly inside the socket reads that filled it.
 var spare struct {
 	sync.Mutex
-	bufs [][]byte
+	bufs []scanBuffer
 }
 
 const spareMax = 2
 
-func getBuffer(n int) []byte {
-	spare.Lock()
-	defer spare.Unlock()
-	for i, b := range spare.bufs {
-		if cap(b) >= n {
-			spare.bufs = append(spare.bufs[:i], spare.bufs[i+1:]...)
-			return b[:n]
-		}
-	}
-	return make([]byte, n)
+// scanBuffer is a batch buffer and how to give its memory back.
+type scanBuffer struct {
+	b       []byte
+	release func()
 }
 
-func putBuffer(b []byte) {
+func getBuffer(n int) scanBuffer {
+	spare.Lock()
+	defer spare.Unlock()
+	for i, sb := range spare.bufs {
+		if cap(sb.b) >= n {
+			spare.bufs = append(spare.bufs[:i], spare.bufs[i+1:]...)
+			sb.b = sb.b[:n]
+			return sb
+		}
+	}
+	return newScanBuffer(n)
+}
+
+func putBuffer(sb scanBuffer) {
 	spare.Lock()
 	defer spare.Unlock()
 	if len(spare.bufs) < spareMax {
-		spare.bufs = append(spare.bufs, b)
+		spare.bufs = append(spare.bufs, sb)
+		return
 	}
+	sb.release()
 }
 
 // scanner carries the tail of the last readable page across batches, so a

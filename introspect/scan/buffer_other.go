@@ -1,0 +1,5 @@
+//go:build !linux
+
+package scan
+
+func newScanBuffer(n int) scanBuffer { return scanBuffer{b: make([]byte, n), release: func() {}} }
