@@ -1,9 +1,13 @@
 package fabric
 
 import (
+	"fmt"
+
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 )
 
 // DefaultCacheBytes bounds the adaptive cache when MemoryConfig.CacheBytes is 0.
@@ -35,15 +39,6 @@ const (
 	cacheGrowPages = 4096
 )
 
-// cacheArena is the cache's page memory: one reservation for the whole
-// capacity, page k of the cache at mem[k*PageSize:]. Pages below ready are
-// faulted in; the read path only ever uses those, so filling the cache
-// costs a read one copy per page and never a page fault.
-type cacheArena struct {
-	mem     []byte
-	release func()
-}
-
 // cacheFill is a page fetched for the cache during a call, inserted once
 // the read protocol has verified it (its word held still across the read).
 type cacheFill struct {
@@ -71,10 +66,15 @@ type pageCache struct {
 	mu    sync.RWMutex
 	index map[GFN]int32
 	ents  []cacheEnt
-	arena *cacheArena
 	hand  int
 
-	ready    atomic.Int64 // pages of the arena faulted in
+	// mem is the cache's page memory, one huge-page reservation for the
+	// whole capacity (page k at mem[k*PageSize:]). Pages below ready are
+	// faulted in; puts only ever use those, so filling the cache costs a
+	// read one copy per page and never a page fault.
+	mem      []byte
+	release  func()
+	ready    atomic.Int64 // pages of mem faulted in
 	faulting atomic.Bool  // a prefault goroutine runs
 
 	lastUse  atomic.Int64
@@ -86,13 +86,13 @@ type pageCache struct {
 
 func newPageCache(bytes int64, locs Locations, evictions *atomic.Uint64) (*pageCache, error) {
 	capacity := max(int(bytes/PageSize), 1)
-	arena, err := newCacheArena(capacity * PageSize)
+	mem, release, err := hugemem.Map(capacity * PageSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("adaptive cache memory: %w", err)
 	}
 	return &pageCache{
 		locs: locs, capacity: capacity, evictions: evictions, epoch: time.Now(),
-		index: make(map[GFN]int32), arena: arena, stop: make(chan struct{}),
+		index: make(map[GFN]int32), mem: mem, release: release, stop: make(chan struct{}),
 	}, nil
 }
 
@@ -102,7 +102,7 @@ func (c *pageCache) at(t time.Time) int64 { return max(int64(t.Sub(c.epoch)), 1)
 
 func (c *pageCache) page(k int) []byte {
 	off := k * PageSize
-	return c.arena.mem[off : off+PageSize : off+PageSize]
+	return c.mem[off : off+PageSize : off+PageSize]
 }
 
 // fresh reports whether an entry last observed at seen may still be trusted
@@ -226,9 +226,9 @@ func (c *pageCache) prefault(pages int) {
 // prefault that holds faulting calls it: populate writes the pages.
 func (c *pageCache) populateStep() {
 	off := int(c.ready.Load()) * PageSize
-	end := min((off/hugePage+1)*hugePage, len(c.arena.mem))
-	populate(c.arena.mem[off:end])
-	c.ready.Store(int64(min(end/PageSize, c.capacity)))
+	end := min((off/hugemem.Size+1)*hugemem.Size, len(c.mem))
+	hugemem.Populate(c.mem[off:end])
+	c.ready.Store(int64(end / PageSize))
 }
 
 // touch notes a use and starts the sweeper if it is not running.
@@ -307,7 +307,7 @@ func (c *pageCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.index, c.ents = map[GFN]int32{}, nil
-	c.arena.release()
+	c.release()
 }
 
 // len is the number of cached pages (for tests).

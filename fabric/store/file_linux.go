@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -40,9 +42,6 @@ func mapShared(f *os.File, size int) ([]byte, error) {
 	return b, nil
 }
 
-// hugeChunk is the huge-page size the region's page cache is built in.
-const hugeChunk = 2 << 20
-
 // prepareWrite makes the page cache under mem[off:off+n] (rounded out to
 // huge pages) before a pwrite: a read fault on a hugepage-advised mapping
 // brings in a whole huge folio (zeros where the file has a hole), which the
@@ -53,8 +52,8 @@ const hugeChunk = 2 << 20
 // until they are reused, so the page cache stays near the region's
 // high-water mark; the disk still holds written slots only.
 func prepareWrite(mem []byte, off, n int) {
-	lo := off / hugeChunk * hugeChunk
-	hi := min((off+n+hugeChunk-1)/hugeChunk*hugeChunk, len(mem))
+	lo := off / hugemem.Size * hugemem.Size
+	hi := min((off+n+hugemem.Size-1)/hugemem.Size*hugemem.Size, len(mem))
 	_ = unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_READ)
 }
 

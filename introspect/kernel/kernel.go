@@ -77,9 +77,11 @@ func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 	if cr3 != 0 {
 		var perr error
 		for _, c := range paging.KernelCR3Candidates(cr3) {
-			if err := k.bindByProbe(l, c, modes); err == nil {
+			err := k.bindByProbe(l, c, modes)
+			if err == nil {
 				return k, nil
-			} else if perr == nil {
+			}
+			if perr == nil {
 				perr = err
 			}
 		}

@@ -104,8 +104,9 @@ func KernelCR3(cr3 uint64) uint64 { return TableBase(cr3) &^ PTIUserBit }
 // the table base as it is (no PTI). A register read cannot tell the two
 // apart; a walk that finds the kernel can.
 func KernelCR3Candidates(cr3 uint64) []uint64 {
-	if k, t := KernelCR3(cr3), TableBase(cr3); k != t {
-		return []uint64{k, t}
+	k, t := KernelCR3(cr3), TableBase(cr3)
+	if k == t {
+		return []uint64{t}
 	}
-	return []uint64{TableBase(cr3)}
+	return []uint64{k, t}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
+
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
@@ -119,7 +121,7 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 // and a fresh batch buffer (16 MiB by default) costs a page fault per page
 // (in a VM whose host backs memory lazily, a host fault too: 6-13 µs a
 // 4 KiB page here). A sync.Pool would drop them at every collection. A new
-// buffer is made in huge pages where the system has them (newScanBuffer):
+// buffer is made in huge pages where the system has them (hugemem):
 // a one-shot scan of a split VM spent 70 of its 150 ms faulting in its
 // buffer, mostly inside the socket reads that filled it.
 var spare struct {
@@ -145,7 +147,11 @@ func getBuffer(n int) scanBuffer {
 			return sb
 		}
 	}
-	return newScanBuffer(n)
+	b, release, err := hugemem.Map(n)
+	if err != nil {
+		return scanBuffer{b: make([]byte, n), release: func() {}}
+	}
+	return scanBuffer{b: b, release: release}
 }
 
 func putBuffer(sb scanBuffer) {

@@ -1,0 +1,39 @@
+package hugemem
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Size is the huge-page size memory is aligned to.
+const Size = 2 << 20
+
+// Map reserves n bytes, aligned to Size and advised to use huge pages.
+func Map(n int) (b []byte, release func(), err error) {
+	size := (n + Size - 1) / Size * Size
+	raw, err := unix.Mmap(-1, 0, size+Size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("map %d bytes of anonymous memory: %w", size, err)
+	}
+	skip := 0
+	if rem := uintptr(unsafe.Pointer(unsafe.SliceData(raw))) % Size; rem != 0 {
+		skip = int(Size - rem)
+	}
+	mem := raw[skip : skip+size : skip+size]
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	return mem[:n], func() { _ = unix.Munmap(raw) }, nil
+}
+
+// Populate faults b in for writing: one call for the page tables
+// (MADV_POPULATE_WRITE, Linux 5.14+; older kernels refuse and the writes
+// below fault instead), then a write to every 4 KiB, because a host that
+// backs guest memory lazily backs a page only on a write.
+func Populate(b []byte) {
+	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 0
+	}
+}
