@@ -58,7 +58,8 @@ type Result struct {
 // error wraps ErrIncomplete when some memory could not be read; the result
 // still holds every match found in the memory that could.
 //
-// A reader that implements physmem.Sparse has only its data ranges read
+// A reader that implements physmem.Lender is scanned in place. A reader
+// that implements physmem.Sparse has only its data ranges read
 // when no pattern holds a zero byte (such a pattern cannot match inside
 // zeros, nor across a hole, which the scan never bridges).
 func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
@@ -77,13 +78,7 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	if batchPages <= 0 {
 		batchPages = DefaultBatchPages
 	}
-	s := &scanner{
-		patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1,
-		ranges: make([]physmem.Range, 0, batchPages),
-	}
-	sb := getBuffer(longest - 1 + batchPages*pageSize)
-	defer putBuffer(sb)
-	s.buf = sb.b
+	s := &scanner{patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1}
 	size := r.Size()
 	next := func(addr uint64) (uint64, uint64, bool) {
 		if addr >= size {
@@ -94,6 +89,26 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 	if sp, ok := r.(physmem.Sparse); ok && zeroFree {
 		next = sp.NextData
 	}
+	if l, ok := r.(physmem.Lender); ok {
+		s.buf = make([]byte, s.keep)
+		ls := &lender{scanner: s, total: size}
+		for addr := uint64(0); ; {
+			start, end, ok := next(addr)
+			if !ok || start >= size {
+				break
+			}
+			end = min(end, size)
+			if end <= start || !ls.scanRange(l, start, end) {
+				break
+			}
+			addr = end
+		}
+		return s.finish()
+	}
+	s.ranges = make([]physmem.Range, 0, batchPages)
+	sb := getBuffer(longest - 1 + batchPages*pageSize)
+	defer putBuffer(sb)
+	s.buf = sb.b
 	for addr := uint64(0); ; {
 		start, end, ok := next(addr)
 		if !ok || start >= size {

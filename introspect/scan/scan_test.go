@@ -33,6 +33,20 @@ func naive(mem []byte, patterns [][]byte, skip func(page uint64) bool) []scan.Ma
 	return out
 }
 
+// readers are the ways a scan meets memory: lent in place in one piece,
+// lent in small pieces with retries (seams and undo), and copied in
+// batches by a reader that cannot lend.
+func readers(r physmem.Reader) map[string]physmem.Reader {
+	return map[string]physmem.Reader{
+		"lent":   r,
+		"choppy": &physmemtest.Choppy{R: r, Max: 3000, RetryEvery: 4, Seed: 9},
+		"copied": copyOnly{r},
+	}
+}
+
+// copyOnly hides every method of a reader but ReadPhys and Size.
+type copyOnly struct{ physmem.Reader }
+
 func plant(mem []byte, p []byte, at ...int) {
 	for _, a := range at {
 		copy(mem[a:], p)
@@ -48,17 +62,19 @@ func TestScanFindsEveryMatch(t *testing.T) {
 	pats := [][]byte{[]byte("vmt_hideme"), {0xde, 0xad, 0xbe, 0xef}}
 	plant(mem, pats[0], 0, 4096-5, 5*4096-1, 17*4096+100, len(mem)-10)
 	plant(mem, pats[1], 4096-2, 9*4096-3, 9*4096+1)
-	for _, batch := range []int{1, 3, 4096} {
-		res, err := scan.Memory(image.NewBytes(mem), pats, scan.Options{BatchPages: batch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := naive(mem, pats, func(uint64) bool { return false })
-		if !equal(res.Matches, want) {
-			t.Fatalf("batch %d: matches %v, want %v", batch, res.Matches, want)
-		}
-		if res.BytesRead != uint64(len(mem)) {
-			t.Errorf("BytesRead %d, want %d", res.BytesRead, len(mem))
+	for name, r := range readers(image.NewBytes(mem)) {
+		for _, batch := range []int{1, 3, 4096} {
+			res, err := scan.Memory(r, pats, scan.Options{BatchPages: batch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := naive(mem, pats, func(uint64) bool { return false })
+			if !equal(res.Matches, want) {
+				t.Fatalf("%s, batch %d: matches %v, want %v", name, batch, res.Matches, want)
+			}
+			if res.BytesRead != uint64(len(mem)) {
+				t.Errorf("%s: BytesRead %d, want %d", name, res.BytesRead, len(mem))
+			}
 		}
 	}
 }
@@ -68,7 +84,13 @@ func TestScanUnreadableIsReportedNotZero(t *testing.T) {
 	pat := []byte("rootkit")
 	plant(mem, pat, 2*4096+8, 6*4096-3, 10*4096)
 	f := physmemtest.FailPages(image.NewBytes(mem), 6*4096, 7*4096, 10*4096)
-	res, err := scan.Memory(f, [][]byte{pat}, scan.Options{BatchPages: 5})
+	for name, r := range map[string]physmem.Reader{"copied": f, "choppy": &physmemtest.Choppy{R: f, Max: 5000, RetryEvery: 2}} {
+		t.Run(name, func(t *testing.T) { checkUnreadable(t, r, mem, pat) })
+	}
+}
+
+func checkUnreadable(t *testing.T, r physmem.Reader, mem, pat []byte) {
+	res, err := scan.Memory(r, [][]byte{pat}, scan.Options{BatchPages: 5})
 	if !errors.Is(err, scan.ErrIncomplete) {
 		t.Fatalf("err %v, want ErrIncomplete", err)
 	}
@@ -101,9 +123,11 @@ func TestScanSkipsHoles(t *testing.T) {
 
 func TestScanLimit(t *testing.T) {
 	mem := bytes.Repeat([]byte("ab"), 4096)
-	res, err := scan.Memory(image.NewBytes(mem), [][]byte{[]byte("ab")}, scan.Options{Limit: 7})
-	if err != nil || len(res.Matches) != 7 {
-		t.Fatalf("limit 7: %d matches, %v", len(res.Matches), err)
+	for name, r := range readers(image.NewBytes(mem)) {
+		res, err := scan.Memory(r, [][]byte{[]byte("ab")}, scan.Options{Limit: 7})
+		if err != nil || len(res.Matches) != 7 {
+			t.Fatalf("%s: limit 7: %d matches, %v", name, len(res.Matches), err)
+		}
 	}
 }
 
@@ -117,12 +141,18 @@ func FuzzScan(f *testing.F) {
 		for i := 0; i < len(mem) && len(content) > 0; i++ {
 			mem[i] = content[i%len(content)]
 		}
-		res, err := scan.Memory(image.NewBytes(mem), [][]byte{pat}, scan.Options{BatchPages: int(batch%5) + 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := naive(mem, [][]byte{pat}, func(uint64) bool { return false }); !equal(res.Matches, want) {
-			t.Fatalf("matches %v, want %v", res.Matches, want)
+		want := naive(mem, [][]byte{pat}, func(uint64) bool { return false })
+		for name, r := range readers(image.NewBytes(mem)) {
+			if c, ok := r.(*physmemtest.Choppy); ok {
+				c.Max, c.Seed = int(batch)+1, uint64(batch)
+			}
+			res, err := scan.Memory(r, [][]byte{pat}, scan.Options{BatchPages: int(batch%5) + 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equal(res.Matches, want) {
+				t.Fatalf("%s: matches %v, want %v", name, res.Matches, want)
+			}
 		}
 	})
 }

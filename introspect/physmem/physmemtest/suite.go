@@ -89,6 +89,9 @@ func Run(t *testing.T, newReader NewReader) {
 		}
 		wg.Wait()
 	})
+	if l, ok := r.(physmem.Lender); ok {
+		runLender(t, l, content)
+	}
 }
 
 func randomBatch(rng *rand.Rand, size, n int) []physmem.Range {
