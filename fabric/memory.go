@@ -108,6 +108,8 @@ type Memory struct {
 	content contentSnapshot // NextData's view of which frames were never written
 	stats   memoryCounters
 	batches sync.Pool
+	// lendSpare keeps LendPhys's round buffers
+	lendSpare lendSpare
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,6 +206,7 @@ func (m *Memory) Close() error {
 		if m.cache != nil {
 			m.cache.close()
 		}
+		m.releaseLendRounds()
 		m.closeErr = m.local.close()
 	})
 	return m.closeErr

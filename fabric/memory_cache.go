@@ -134,6 +134,54 @@ func (c *pageCache) get(g GFN, w Word, off int, dst []byte, loaded time.Time) bo
 	return true
 }
 
+// keepHeld keeps kind held for the frames first+k whose page the cache
+// holds fresh under words[k], and sets the others marked held to miss.
+func (c *pageCache) keepHeld(first GFN, words []Word, kinds []uint8, held, miss uint8) {
+	now := c.now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k, w := range words {
+		if kinds[k] != held {
+			continue
+		}
+		if e, ok := c.index[first+GFN(k)]; !ok || c.ents[e].word != w || !fresh(c.ents[e].seen.Load(), now) {
+			kinds[k] = miss
+		}
+	}
+}
+
+// lendRun shows the pages cached for frames first, first+1, ... under
+// words to fn in place, in order, under one hold of the read lock, so no
+// put can reuse a page meanwhile. It stops at the first frame the cache
+// holds no fresh page for (next is its index, or len(words) when all were
+// shown) or when fn says stop (more false). The words were loaded no
+// earlier than loaded, which counts as an observation of each.
+func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i int, page []byte) bool) (next int, more bool) {
+	now := c.now()
+	c.touch(now)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, w := range words {
+		k, found := c.index[first+GFN(i)]
+		if !found {
+			return i, true
+		}
+		e := &c.ents[k]
+		seen := e.seen.Load()
+		if e.word != w || !fresh(seen, now) {
+			return i, true
+		}
+		e.ref.Store(true)
+		if at := c.at(loaded); at > seen {
+			e.seen.CompareAndSwap(seen, at)
+		}
+		if !fn(i, c.page(int(k))) {
+			return i + 1, false
+		}
+	}
+	return len(words), true
+}
+
 // put caches page as the content of g under w, verified by an observation
 // of w no earlier than at. The read protocol itself rests on no wrap within
 // one read, so the page belongs to the incarnation of w seen at the recheck.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -530,14 +531,68 @@ func churn(t *testing.T, method fabric.Method) {
 			}
 		})
 	}
+	var lent, lentBad atomic.Int64
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(11, 3))
+		for time.Now().Before(deadline) {
+			n := 1 + rng.IntN(64)
+			addr := uint64(rng.IntN(pages-n+1)) << 12
+			got, bad, err := lendChecked(m, addr, uint64(n)<<12)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			lent.Add(int64(got))
+			lentBad.Add(int64(bad))
+		}
+	})
 	time.Sleep(time.Until(deadline))
 	close(stop)
 	wg.Wait()
 	s := m.Stats()
-	t.Logf("reads=%d mismatches=%d moves=%d stats=%+v", reads.Load(), bad.Load(), vm.moves, s)
+	t.Logf("reads=%d mismatches=%d lent=%d lent-mismatches=%d moves=%d stats=%+v", reads.Load(), bad.Load(), lent.Load(), lentBad.Load(), vm.moves, s)
+	if lentBad.Load() != 0 || lent.Load() == 0 {
+		t.Fatalf("%d of %d pages lent inconsistent", lentBad.Load(), lent.Load())
+	}
 	if bad.Load() != 0 || reads.Load() == 0 {
 		t.Fatalf("%d of %d page reads inconsistent", bad.Load(), reads.Load())
 	}
+}
+
+// lendChecked lends [addr, addr+n) (whole pages) and checks every page
+// shown, a retried segment replacing the checks of the one before it.
+func lendChecked(m *fabric.Memory, addr, n uint64) (pages, bad int, err error) {
+	var lastPages, lastBad int
+	var segErr error
+	err = m.LendPhys(addr, n, func(s physmem.Segment) bool {
+		if s.Retry {
+			pages, bad = pages-lastPages, bad-lastBad
+		}
+		lastPages, lastBad = 0, 0
+		if s.Err != nil {
+			segErr = s.Err
+			return false
+		}
+		// counted only once the whole segment was seen: a fault may cut
+		// this visit short, and the retry then forgets only what counted
+		var p, b int
+		for off := uint64(0); off < s.Len; off += 4096 {
+			p++
+			if checkPage(s.Data[off:off+4096], fabric.GFNOf(s.Addr+off)) != nil {
+				b++
+			}
+		}
+		lastPages, lastBad = p, b
+		pages, bad = pages+p, bad+b
+		return true
+	})
+	if segErr != nil {
+		return pages, bad, segErr
+	}
+	if err == nil && uint64(pages) != n/4096 {
+		err = fmt.Errorf("lend %#x+%d: %d pages checked, want %d (a segment cut short was not shown again)", addr, n, pages, n/4096)
+	}
+	return pages, bad, err
 }
 
 // requireView fails unless m reads local pages through the SIGBUS view,

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 )
 
@@ -61,15 +60,26 @@ func exitCode(found bool, err error) int {
 	return 0
 }
 
-// finish ends a check command: exit 2 when it found something (after the
-// findings were printed and the source closed), otherwise return err (main
-// exits 1 on it).
+// finish ends a check command: exit 2 when it found something, otherwise
+// return err (main exits 1 on it). The exit happens in main, once the
+// command has returned: its deferred closes (a paused guest resumes) and
+// the profile's flush run first.
 func finish(found bool, err error) error {
 	if exitCode(found, err) == exitFindings {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "vmemtrans:", err)
-		}
-		os.Exit(exitFindings)
+		return &foundError{err: err}
 	}
 	return err
 }
+
+// foundError carries a command's findings verdict (exit 2) to main, with
+// an error to print if reading was also incomplete.
+type foundError struct{ err error }
+
+func (e *foundError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return "findings reported"
+}
+
+func (e *foundError) Unwrap() error { return e.err }

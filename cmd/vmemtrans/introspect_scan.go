@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmemtrans/vmemtrans/fabric"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/scan"
 )
 
@@ -22,11 +25,19 @@ type scanMatch struct {
 
 // scanReport is the scan command's --json output.
 type scanReport struct {
-	Matches    []scanMatch      `json:"matches"`
-	BytesRead  uint64           `json:"bytes_read"`
-	Complete   bool             `json:"complete"`
-	Unreadable []scanUnreadable `json:"unreadable,omitempty"`
-	OwnersErr  string           `json:"owners_error,omitempty"`
+	Matches   []scanMatch `json:"matches"`
+	BytesRead uint64      `json:"bytes_read"`
+	// ScanS is the wall time of reading and searching memory (owners of
+	// matches excluded); the page counts are what a split VM's reader did
+	// meanwhile.
+	ScanS              float64          `json:"scan_s"`
+	InPlace            bool             `json:"in_place"` // memory searched where it lies, not copied out
+	LocalPages         uint64           `json:"local_pages,omitempty"`
+	RemotePagesFetched uint64           `json:"remote_pages_fetched,omitempty"`
+	CacheHits          uint64           `json:"cache_hits,omitempty"`
+	Complete           bool             `json:"complete"`
+	Unreadable         []scanUnreadable `json:"unreadable,omitempty"`
+	OwnersErr          string           `json:"owners_error,omitempty"`
 }
 
 type scanUnreadable struct {
@@ -117,8 +128,21 @@ func scanPatterns(hexes, strs []string) (patterns [][]byte, names []string, err 
 // runScan scans the session's memory and finds the owners of the matches.
 func runScan(s *session, patterns [][]byte, names []string, limit int) (*scanReport, error) {
 	r := s.src.Kernel.Reader()
+	stats, _ := r.(interface{ Stats() fabric.MemoryStats })
+	var before fabric.MemoryStats
+	if stats != nil {
+		before = stats.Stats()
+	}
+	start := time.Now()
 	res, scanErr := scan.Memory(r, patterns, scan.Options{Limit: limit, Progress: progressBar("scan")})
-	rep := &scanReport{Matches: []scanMatch{}, BytesRead: res.BytesRead, Complete: scanErr == nil}
+	_, inPlace := r.(physmem.Lender)
+	rep := &scanReport{Matches: []scanMatch{}, BytesRead: res.BytesRead, Complete: scanErr == nil, ScanS: time.Since(start).Seconds(), InPlace: inPlace}
+	if stats != nil {
+		after := stats.Stats()
+		rep.LocalPages = after.LocalPages - before.LocalPages
+		rep.RemotePagesFetched = after.RemotePagesFetched - before.RemotePagesFetched
+		rep.CacheHits = after.CacheHits - before.CacheHits
+	}
 	for _, u := range res.Unreadable {
 		rep.Unreadable = append(rep.Unreadable, scanUnreadable{Addr: linux.Addr(u.Addr), Len: u.Len, Error: u.Cause.Error()})
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -39,7 +40,7 @@ var rootCmd = &cobra.Command{
 				f.Close()
 				return fmt.Errorf("--cpuprofile: %w", err)
 			}
-			stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+			stopProf = func() { pprof.StopCPUProfile(); f.Close(); stopProf = func() {} }
 		}
 		return nil
 	},
@@ -55,8 +56,16 @@ func init() {
 // Subcommands live in their own files and register themselves with
 // rootCmd.AddCommand in an init function.
 func main() {
-	if err := rootCmd.Execute(); err != nil {
-		stopProf()
+	err := rootCmd.Execute()
+	stopProf()
+	var found *foundError
+	switch {
+	case errors.As(err, &found):
+		if found.err != nil {
+			fmt.Fprintln(os.Stderr, "vmemtrans:", found.err)
+		}
+		os.Exit(exitFindings)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "vmemtrans:", err)
 		os.Exit(1)
 	}

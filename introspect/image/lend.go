@@ -10,16 +10,14 @@ import (
 )
 
 // lendChunk is the longest segment LendPhys shows at once from a source it
-// has to copy (a file read by pread) or from zeros.
+// has to copy (a file read by pread).
 const lendChunk = 4 << 20
-
-// zeros backs the segments of ELF zero tails (p_memsz beyond p_filesz).
-var zeros = make([]byte, 64<<10)
 
 var lendScratch = sync.Pool{New: func() any { b := make([]byte, lendChunk); return &b }}
 
 // LendPhys implements physmem.Lender: a mapped or decompressed image shows
-// its bytes in place; a file read by pread is copied in chunks.
+// its bytes in place; a file read by pread is copied in chunks; holes and
+// ELF zero tails are Zero segments.
 func (m *Image) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) error {
 	end := addr + n
 	if end < addr {
@@ -64,13 +62,7 @@ func (m *Image) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) error
 func (m *Image) lendSegment(s segment, a, stop uint64, visit func(physmem.Segment) bool) bool {
 	switch src := s.src.(type) {
 	case nil:
-		for ; a < stop; a += min(stop-a, uint64(len(zeros))) {
-			l := min(stop-a, uint64(len(zeros)))
-			if !visit(physmem.Segment{Addr: a, Len: l, Data: zeros[:l]}) {
-				return false
-			}
-		}
-		return true
+		return visit(physmem.Segment{Addr: a, Len: stop - a, Zero: true})
 	case memory:
 		off := s.off + (a - s.phys)
 		if off+(stop-a) > uint64(len(src)) {

@@ -5,7 +5,10 @@ package physmem
 // costs what its search costs. LendPhys calls visit for consecutive segments
 // that together cover [addr, addr+n), in address order, until visit returns
 // false. A segment that cannot be read carries its Err (and no Data); an
-// address no memory backs fails with ErrOutOfRange. The returned error wraps
+// address no memory backs fails with ErrOutOfRange. A run the reader knows
+// reads as zeros (a hole, a frame never written) may come as a Zero
+// segment, without Data: a scan skips it at no cost, so a visitor can lend
+// a whole address space at once and pay only for the memory that is there. The returned error wraps
 // ErrPartial when some segment failed.
 //
 // Data belongs to the reader and is valid only during the call of visit;
@@ -25,8 +28,10 @@ type Lender interface {
 type Segment struct {
 	Addr uint64
 	Len  uint64 // len(Data), or the length that failed
-	Data []byte // nil when Err is set
+	Data []byte // nil when Err or Zero is set
 	Err  error
+	// Zero says the segment's Len bytes all read as zeros.
+	Zero bool
 	// Retry replaces the segment visited just before, which began at the
 	// same address.
 	Retry bool

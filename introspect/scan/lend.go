@@ -18,7 +18,13 @@ type lender struct {
 	// progress reports come every progressStep bytes of address space
 	nextProgress uint64
 	total        uint64
+	// zeroFree: no pattern holds a zero byte, so none matches in or
+	// across a run of zeros, which is then skipped unread.
+	zeroFree bool
 }
+
+// zeros stands in for a Zero segment when a pattern could match in it.
+var zeros = make([]byte, 64<<10)
 
 const progressStep = 16 << 20
 
@@ -79,7 +85,16 @@ func (s *lender) scanRange(l physmem.Lender, start, end uint64) bool {
 			s.tailLen = 0
 			return true
 		}
-		more = s.segment(seg.Addr, seg.Data)
+		switch {
+		case seg.Zero && s.zeroFree:
+			s.tailLen = 0
+		case seg.Zero:
+			for off := uint64(0); off < seg.Len && more; off += uint64(len(zeros)) {
+				more = s.segment(seg.Addr+off, zeros[:min(seg.Len-off, uint64(len(zeros)))])
+			}
+		default:
+			more = s.segment(seg.Addr, seg.Data)
+		}
 		if s.opt.Progress != nil && seg.Addr+seg.Len >= s.nextProgress {
 			s.nextProgress = seg.Addr + seg.Len + progressStep
 			s.opt.Progress(seg.Addr+seg.Len, s.total)

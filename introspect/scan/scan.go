@@ -90,19 +90,11 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 		next = sp.NextData
 	}
 	if l, ok := r.(physmem.Lender); ok {
+		// One call for the whole address space: the lender skips what it
+		// knows to be zeros itself (Zero segments), and streams the rest.
 		s.buf = make([]byte, s.keep)
-		ls := &lender{scanner: s, total: size}
-		for addr := uint64(0); ; {
-			start, end, ok := next(addr)
-			if !ok || start >= size {
-				break
-			}
-			end = min(end, size)
-			if end <= start || !ls.scanRange(l, start, end) {
-				break
-			}
-			addr = end
-		}
+		ls := &lender{scanner: s, total: size, zeroFree: zeroFree}
+		ls.scanRange(l, 0, size)
 		return s.finish()
 	}
 	s.ranges = make([]physmem.Range, 0, batchPages)

@@ -228,3 +228,34 @@ func TestScanSparseReadsOnlyData(t *testing.T) {
 		t.Fatalf("zero-byte pattern: %v, %d reads outside", err, sr.outside)
 	}
 }
+
+// A run of zeros a lender shows as a Zero segment is skipped for patterns
+// without a zero byte and searched for the others, seams included.
+func TestScanZeroRuns(t *testing.T) {
+	mem := make([]byte, 24*4096)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, page := range []int{0, 1, 5, 9, 10, 17, 23} {
+		for i := page * 4096; i < (page+1)*4096; i++ {
+			mem[i] = byte(1 + rng.IntN(200))
+		}
+	}
+	pats := [][]byte{[]byte("needle"), {0, 0, 'z', 'q'}, {'k', 'w', 0}}
+	plant(mem, pats[0], 4096-2, 9*4096+100)
+	plant(mem, pats[1], 5*4096-2, 17*4096-2, 20*4096)
+	plant(mem, pats[2], 2*4096-2, 11*4096-2)
+	want := naive(mem, pats, func(uint64) bool { return false })
+	for name, r := range readers(image.NewBytes(mem)) {
+		res, err := scan.Memory(r, pats, scan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equal(res.Matches, want) {
+			t.Fatalf("%s: matches %v, want %v", name, res.Matches, want)
+		}
+		// Without a zero byte in any pattern, zeros are not read.
+		res, err = scan.Memory(r, pats[:1], scan.Options{})
+		if err != nil || len(res.Matches) != 2 {
+			t.Fatalf("%s: needle: %v, %v", name, res.Matches, err)
+		}
+	}
+}

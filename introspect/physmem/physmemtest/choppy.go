@@ -12,7 +12,8 @@ import (
 // what R reads in segments of random lengths (1 to Max bytes, cut at every
 // page R fails), and shows every RetryEvery-th segment first with wrong
 // bytes (its content rotated by one) and then again, right, with Retry set.
-// A visitor that keeps anything from the first showing reports it.
+// A visitor that keeps anything from the first showing reports it. A
+// segment whose bytes are all zero is shown as a Zero segment.
 type Choppy struct {
 	R          physmem.Reader
 	Max        int
@@ -86,7 +87,11 @@ func (c *Choppy) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) erro
 			}
 			continue
 		}
-		if !visit(physmem.Segment{Addr: start, Len: uint64(len(data)), Data: data}) {
+		seg := physmem.Segment{Addr: start, Len: uint64(len(data)), Data: data}
+		if allZero(data) {
+			seg.Data, seg.Zero = nil, true
+		}
+		if !visit(seg) {
 			return partial(pages)
 		}
 	}
@@ -100,4 +105,13 @@ func partial(pages []physmem.Range) error {
 		}
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -81,16 +81,19 @@ func lendAll(t testing.TB, l physmem.Lender, addr, n uint64) (got []byte, failed
 		if s.Addr != next {
 			t.Errorf("segment at %#x, want %#x (segments in order, no gaps)", s.Addr, next)
 		}
-		if s.Err == nil && uint64(len(s.Data)) != s.Len {
+		if s.Err == nil && !s.Zero && uint64(len(s.Data)) != s.Len {
 			t.Errorf("segment at %#x: %d bytes of data, Len %d", s.Addr, len(s.Data), s.Len)
 		}
 		if s.Len == 0 || s.Addr+s.Len > addr+n {
 			t.Errorf("segment %#x+%d outside the lent range %#x+%d", s.Addr, s.Len, addr, n)
 			return false
 		}
-		if s.Err != nil {
+		switch {
+		case s.Err != nil:
 			failed = cmpOr(failed, s.Err)
-		} else {
+		case s.Zero:
+			clear(got[s.Addr-addr : s.Addr-addr+s.Len])
+		default:
 			copy(got[s.Addr-addr:], s.Data)
 		}
 		last, next = s.Addr, s.Addr+s.Len
