@@ -41,5 +41,18 @@
 // out a generation wrap in between). A dead or slow sub-host fails only the
 // ranges it holds, within MemoryConfig.Timeout, never with zeros.
 //
+// Memory is also a physmem.Lender: LendPhys shows memory in place, without
+// copying it, for scans. It walks its range in rounds (256 pages, doubling
+// to 4096): a round loads the words of its pages, shows local ones straight
+// from the view and adaptive cache hits straight from the cache (under the
+// cache's read lock, so no insert reuses them meanwhile), shows frames never
+// written as Zero segments (a local word with no page in guest RAM, the
+// word unchanged across the residency query), and reads the rest with one
+// ReadPhys. The next round is classified and read while the caller
+// searches the current one. After a local run is shown its words are
+// reloaded; a run whose word changed, or whose view faulted while the
+// caller read it (the page moved away), is read again by ReadPhys and shown
+// again with Retry set.
+//
 // fabric imports none of rdma, tcpfallback or kvmhost.
 package fabric

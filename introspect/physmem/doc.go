@@ -8,7 +8,10 @@
 // Err set, also when the whole batch fails at once. An address no memory
 // backs fails with ErrOutOfRange. Zero-length ranges always succeed. Readers
 // are safe for concurrent use. A Reader may also implement Sparse, telling
-// where its data lies, so that Scan skips holes.
+// where its data lies, so that Scan skips holes, and Lender, showing its
+// memory in place (segments in address order, zero runs named as such, a
+// segment shown again with Retry when it changed under the visitor) so
+// that a whole-memory scan copies nothing.
 //
 // Implementations live beside it: introspect/image (raw, zstd and QEMU ELF
 // images, live QEMU memory files) and fabric.Memory (a split-memory VM read
