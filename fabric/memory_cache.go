@@ -42,9 +42,29 @@ const (
 // cacheFill is a page fetched for the cache during a call, inserted once
 // the read protocol has verified it (its word held still across the read).
 type cacheFill struct {
-	word Word
-	buf  []byte
-	seen time.Time // the recheck of word came after this
+	word    Word
+	buf     []byte
+	seen    time.Time // the recheck of word came after this
+	inPlace bool      // buf is the caller's own: it outlives the call
+}
+
+// pageFill is a cacheFill of frame gfn whose put was deferred.
+type pageFill struct {
+	gfn GFN
+	cacheFill
+}
+
+// putFills puts deferred fills, under one hold of the lock.
+func (c *pageCache) putFills(fills []pageFill) {
+	if len(fills) == 0 || c.closed.Load() {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range fills {
+		c.putLocked(f.gfn, f.word, f.buf, c.at(f.seen), now)
+	}
 }
 
 type cacheEnt struct {
@@ -186,14 +206,19 @@ func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i
 // of w no earlier than at. The read protocol itself rests on no wrap within
 // one read, so the page belongs to the incarnation of w seen at the recheck.
 func (c *pageCache) put(g GFN, w Word, page []byte, at time.Time) {
-	seen := c.at(at)
-	if !fresh(seen, c.now()) || c.closed.Load() {
-		return // verified too long ago to start a chain of observations
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed.Load() {
 		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(g, w, page, c.at(at), now)
+}
+
+// putLocked is put with c.mu held; seen and now are cache times.
+func (c *pageCache) putLocked(g GFN, w Word, page []byte, seen, now int64) {
+	if !fresh(seen, now) || c.closed.Load() {
+		return // verified too long ago to start a chain of observations
 	}
 	k, ok := c.index[g]
 	if !ok {

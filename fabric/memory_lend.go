@@ -35,8 +35,9 @@ type lendRound struct {
 	np      int    // its pages
 	kinds   []uint8
 	words   []Word
-	vec     []byte    // residency of the round's frames in guest RAM
-	loaded  time.Time // no later than the word loads of the round
+	vec     []byte     // residency of the round's frames in guest RAM
+	loaded  time.Time  // no later than the word loads of the round
+	fills   []pageFill // the round's fetches, for the adaptive cache
 	ranges  []physmem.Range
 	buf     []byte // page k of the round at buf[k*PageSize:]
 	release func()
@@ -103,6 +104,9 @@ func (m *Memory) lendRounds(a, stop uint64, visit func(physmem.Segment) bool) (m
 			go func() { defer close(done); m.prepare(next) }()
 		}
 		more, f := m.show(cur, visit)
+		if m.cache != nil {
+			m.cache.putFills(cur.fills)
+		}
 		failed += f
 		if done != nil {
 			<-done
@@ -145,8 +149,12 @@ func (m *Memory) prepare(lr *lendRound) {
 			lr.ranges = append(lr.ranges, lr.copyRange(a, stop, k))
 		}
 	}
+	lr.fills = lr.fills[:0]
 	if len(lr.ranges) > 0 {
-		_ = m.ReadPhys(lr.ranges) // each range carries its error
+		// Each range carries its error. Fetched pages go into the cache
+		// after the round is shown, by the goroutine showing it, so the
+		// next round's fetch does not wait for the copies.
+		_ = m.readPhys(lr.ranges, &lr.fills)
 	}
 }
 
@@ -360,7 +368,8 @@ func (m *Memory) getLendRound() *lendRound {
 
 func (m *Memory) putLendRound(lr *lendRound) {
 	clear(lr.ranges) // drop errors
-	lr.ranges = lr.ranges[:0]
+	clear(lr.fills)
+	lr.ranges, lr.fills = lr.ranges[:0], lr.fills[:0]
 	s := &m.lendSpare
 	s.Lock()
 	defer s.Unlock()

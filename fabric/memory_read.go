@@ -52,7 +52,8 @@ type readBatch struct {
 	remote     []int
 	proxy      []int
 	fills      []cacheFill
-	fillOf     []int    // piece -> its pending fill in fills, or -1
+	fillOf     []int // piece -> its pending fill in fills, or -1
+	deferred   *[]pageFill
 	scratch    [][]byte // page buffers on loan from pagePool
 
 	// round is no later than the word loads of the current round of the
@@ -82,7 +83,7 @@ func (m *Memory) putBatch(b *readBatch) {
 	clear(b.fills)
 	clear(b.scratch)
 	b.pieces, b.gfns, b.scratch, b.fills = b.pieces[:0], b.gfns[:0], b.scratch[:0], b.fills[:0]
-	b.ctx, b.cancel = nil, nil
+	b.ctx, b.cancel, b.deferred = nil, nil, nil
 	if cap(b.pieces) > 1<<16 { // do not pin the scratch of one huge batch
 		return
 	}
@@ -108,8 +109,17 @@ func (m *Memory) remoteCtx(b *readBatch) context.Context {
 // still) gets that piece's error. The batch error wraps physmem.ErrPartial,
 // and fabric.ErrPartial too when the fabric failed a read.
 func (m *Memory) ReadPhys(ranges []physmem.Range) error {
+	return m.readPhys(ranges, nil)
+}
+
+// readPhys is ReadPhys. With deferred, verified fetches whose bytes are in
+// the ranges' own buffers are appended to it instead of going into the
+// adaptive cache: the caller puts them later (putFills), off the path of
+// its next read, while those buffers still hold them.
+func (m *Memory) readPhys(ranges []physmem.Range, deferred *[]pageFill) error {
 	b := m.getBatch()
 	defer m.putBatch(b)
+	b.deferred = deferred
 	failed := 0
 	for r := range ranges {
 		rg := &ranges[r]
@@ -187,7 +197,11 @@ func (m *Memory) readPieces(b *readBatch) {
 			i := b.cur[j]
 			if k := b.fillOf[i]; k >= 0 {
 				b.fillOf[i] = -1
-				if f := &b.fills[k]; b.curE[j] == nil && b.curW[j] == f.word {
+				switch f := &b.fills[k]; {
+				case b.curE[j] != nil || b.curW[j] != f.word:
+				case b.deferred != nil && f.inPlace:
+					*b.deferred = append(*b.deferred, pageFill{gfn: b.gfns[i], cacheFill: *f})
+				default:
 					m.cache.put(b.gfns[i], f.word, f.buf, f.seen)
 				}
 			}

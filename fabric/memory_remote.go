@@ -134,7 +134,7 @@ func (m *Memory) fetch(b *readBatch, js []int, keep bool) {
 			}
 			if keep {
 				b.fillOf[i] = len(b.fills)
-				b.fills = append(b.fills, cacheFill{word: b.curW[e.j], buf: io.Buf, seen: done})
+				b.fills = append(b.fills, cacheFill{word: b.curW[e.j], buf: io.Buf, seen: done, inPlace: e.direct})
 			}
 		}
 	}
