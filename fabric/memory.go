@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 )
 
@@ -108,8 +109,9 @@ type Memory struct {
 	content contentSnapshot // NextData's view of which frames were never written
 	stats   memoryCounters
 	batches sync.Pool
-	// lendSpare keeps LendPhys's round buffers
-	lendSpare lendSpare
+	// lendSpare keeps LendPhys's round buffers (outside the Go heap, in
+	// huge pages where the system has them) between calls
+	lendSpare hugemem.Spare
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,7 +141,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Method == MethodSelf && cfg.Exchanger == nil {
 		return nil, fmt.Errorf("fabric memory: method self needs an exchanger: %w", ErrBadMethod)
 	}
-	m := &Memory{cfg: cfg, layout: layout, size: size, timeout: cfg.Timeout}
+	m := &Memory{cfg: cfg, layout: layout, size: size, timeout: cfg.Timeout, lendSpare: hugemem.Spare{Max: 2}}
 	if m.timeout <= 0 {
 		m.timeout = DefaultReadTimeout
 	}
@@ -206,7 +208,7 @@ func (m *Memory) Close() error {
 		if m.cache != nil {
 			m.cache.close()
 		}
-		m.releaseLendRounds()
+		m.lendSpare.Close()
 		m.closeErr = m.local.close()
 	})
 	return m.closeErr

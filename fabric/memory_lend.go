@@ -2,7 +2,6 @@ package fabric
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vmemtrans/vmemtrans/internal/hugemem"
@@ -39,8 +38,7 @@ type lendRound struct {
 	loaded  time.Time  // no later than the word loads of the round
 	fills   []pageFill // the round's fetches, for the adaptive cache
 	ranges  []physmem.Range
-	buf     []byte // page k of the round at buf[k*PageSize:]
-	release func()
+	buf     hugemem.Buffer // page k of the round at buf.B[k*PageSize:]
 }
 
 // LendPhys implements physmem.Lender. Pages held here are shown in place
@@ -243,7 +241,7 @@ func (m *Memory) classify(lr *lendRound, a, stop uint64, np int) {
 func (lr *lendRound) copyRange(a, stop uint64, k int) physmem.Range {
 	lo, hi := pageSpan(a, stop, k)
 	off := k*PageSize + int(lo&(PageSize-1))
-	return physmem.Range{Addr: lo, Buf: lr.buf[off : off+int(hi-lo)]}
+	return physmem.Range{Addr: lo, Buf: lr.buf.B[off : off+int(hi-lo)]}
 }
 
 // segment is pages [k, j) of the round as they stand in the buffer.
@@ -251,7 +249,7 @@ func (lr *lendRound) segment(a, stop uint64, k, j int, retry bool) physmem.Segme
 	lo, _ := pageSpan(a, stop, k)
 	_, hi := pageSpan(a, stop, j-1)
 	off := k*PageSize + int(lo&(PageSize-1))
-	return physmem.Segment{Addr: lo, Len: hi - lo, Data: lr.buf[off : off+int(hi-lo)], Retry: retry}
+	return physmem.Segment{Addr: lo, Len: hi - lo, Data: lr.buf.B[off : off+int(hi-lo)], Retry: retry}
 }
 
 // lendLocal shows local pages [k, j) in place, then checks that none
@@ -338,56 +336,10 @@ func (m *Memory) lendCached(lr *lendRound, a, stop uint64, k, j int, visit func(
 	return true
 }
 
-// lendSpare keeps round buffers (outside the Go heap, in huge pages where
-// the system has them) between calls.
-type lendSpare struct {
-	sync.Mutex
-	rounds []*lendRound
-	closed bool
-}
-
-const lendSpareMax = 2
-
 func (m *Memory) getLendRound() *lendRound {
-	s := &m.lendSpare
-	s.Lock()
-	if n := len(s.rounds); n > 0 {
-		lr := s.rounds[n-1]
-		s.rounds = s.rounds[:n-1]
-		s.Unlock()
-		return lr
-	}
-	s.Unlock()
-	lr := &lendRound{}
-	var err error
-	if lr.buf, lr.release, err = hugemem.Map(lendPages * PageSize); err != nil {
-		lr.buf, lr.release = make([]byte, lendPages*PageSize), func() {}
-	}
-	return lr
+	return &lendRound{buf: m.lendSpare.Get(lendPages * PageSize)}
 }
 
 func (m *Memory) putLendRound(lr *lendRound) {
-	clear(lr.ranges) // drop errors
-	clear(lr.fills)
-	lr.ranges, lr.fills = lr.ranges[:0], lr.fills[:0]
-	s := &m.lendSpare
-	s.Lock()
-	defer s.Unlock()
-	if len(s.rounds) < lendSpareMax && !s.closed {
-		s.rounds = append(s.rounds, lr)
-		return
-	}
-	lr.release()
-}
-
-// releaseLendRounds frees the spare rounds (Close).
-func (m *Memory) releaseLendRounds() {
-	s := &m.lendSpare
-	s.Lock()
-	defer s.Unlock()
-	s.closed = true
-	for _, lr := range s.rounds {
-		lr.release()
-	}
-	s.rounds = nil
+	m.lendSpare.Put(lr.buf)
 }

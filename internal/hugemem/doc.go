@@ -10,4 +10,6 @@
 //   - Where huge pages are not available the advice is ignored and 4 KiB
 //     pages serve; where anonymous mappings are not (other systems) the Go
 //     heap serves and release does nothing.
+//   - Spare keeps a few such buffers between uses (scan batches, the
+//     rounds of fabric.Memory.LendPhys) and releases them on Close.
 package hugemem

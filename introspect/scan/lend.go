@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"bytes"
 	"errors"
 
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
@@ -118,11 +117,11 @@ func (s *lender) segment(addr uint64, data []byte) bool {
 	if s.tailLen > 0 {
 		tail := s.tail()
 		s.stitch = append(append(s.stitch[:0], tail...), data[:min(s.keep, len(data))]...)
-		if !s.find(s.stitch, addr-uint64(len(tail)), len(tail)) {
+		if !s.find(s.stitch, addr-uint64(len(tail)), len(tail), true) {
 			return false
 		}
 	}
-	if !s.find(data, addr, 0) {
+	if !s.find(data, addr, 0, false) {
 		return false
 	}
 	if len(data) >= s.keep {
@@ -132,31 +131,5 @@ func (s *lender) segment(addr uint64, data []byte) bool {
 		s.setTail(s.stitch[max(0, len(s.stitch)-s.keep):])
 	}
 	s.tailEnd = addr + uint64(len(data))
-	return true
-}
-
-// find reports the matches in window (at addr) that end past its first
-// skip bytes and, when skip > 0, begin in them: a stitch holds only the
-// matches that straddle its seam.
-func (s *lender) find(window []byte, addr uint64, skip int) bool {
-	for pi, p := range s.patterns {
-		for off := 0; ; off++ {
-			k := bytes.Index(window[off:], p)
-			if k < 0 {
-				break
-			}
-			off += k
-			if skip > 0 && off >= skip {
-				break // starts after the seam: the segment's own search finds it
-			}
-			if off+len(p) <= skip {
-				continue
-			}
-			s.res.Matches = append(s.res.Matches, Match{Addr: addr + uint64(off), Pattern: pi})
-			if s.opt.Limit > 0 && len(s.res.Matches) >= s.opt.Limit {
-				return false
-			}
-		}
-	}
 	return true
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 
@@ -98,9 +97,9 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 		return s.finish()
 	}
 	s.ranges = make([]physmem.Range, 0, batchPages)
-	sb := getBuffer(longest - 1 + batchPages*pageSize)
-	defer putBuffer(sb)
-	s.buf = sb.b
+	sb := spare.Get(longest - 1 + batchPages*pageSize)
+	defer spare.Put(sb)
+	s.buf = sb.B
 	for addr := uint64(0); ; {
 		start, end, ok := next(addr)
 		if !ok || start >= size {
@@ -125,51 +124,9 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 }
 
 // spare keeps scan buffers between scans: an IDS scans again and again,
-// and a fresh batch buffer (16 MiB by default) costs a page fault per page
-// (in a VM whose host backs memory lazily, a host fault too: 6-13 µs a
-// 4 KiB page here). A sync.Pool would drop them at every collection. A new
-// buffer is made in huge pages where the system has them (hugemem):
-// a one-shot scan of a split VM spent 70 of its 150 ms faulting in its
-// buffer, mostly inside the socket reads that filled it.
-var spare struct {
-	sync.Mutex
-	bufs []scanBuffer
-}
-
-const spareMax = 2
-
-// scanBuffer is a batch buffer and how to give its memory back.
-type scanBuffer struct {
-	b       []byte
-	release func()
-}
-
-func getBuffer(n int) scanBuffer {
-	spare.Lock()
-	defer spare.Unlock()
-	for i, sb := range spare.bufs {
-		if cap(sb.b) >= n {
-			spare.bufs = append(spare.bufs[:i], spare.bufs[i+1:]...)
-			sb.b = sb.b[:n]
-			return sb
-		}
-	}
-	b, release, err := hugemem.Map(n)
-	if err != nil {
-		return scanBuffer{b: make([]byte, n), release: func() {}}
-	}
-	return scanBuffer{b: b, release: release}
-}
-
-func putBuffer(sb scanBuffer) {
-	spare.Lock()
-	defer spare.Unlock()
-	if len(spare.bufs) < spareMax {
-		spare.bufs = append(spare.bufs, sb)
-		return
-	}
-	sb.release()
-}
+// and a one-shot scan of a split VM spent 70 of its 150 ms faulting in a
+// fresh 16 MiB buffer, mostly inside the socket reads that filled it.
+var spare = hugemem.Spare{Max: 2}
 
 // scanner carries the tail of the last readable page across batches, so a
 // match straddling two batches is seen whole.
@@ -234,6 +191,22 @@ func (s *scanner) run(base uint64, i, j int) bool {
 	window := s.buf[lo-tail : s.keep+j*pageSize]
 	start := base + uint64(i)*pageSize - uint64(tail)
 	s.res.BytesRead += uint64(j-i) * pageSize
+	if !s.find(window, start, tail, false) {
+		return false
+	}
+	// The last keep bytes become the next batch's tail, copied in front of
+	// its first page.
+	s.tailLen = min(s.keep, len(window))
+	copy(s.buf[s.keep-s.tailLen:s.keep], window[len(window)-s.tailLen:])
+	s.tailEnd = base + uint64(j)*pageSize
+	return true
+}
+
+// find reports the matches in window (at addr) that end past its first
+// skip bytes (those were found with the bytes before); with seam, only
+// those that also begin in them: a stitch holds just the matches that
+// straddle its seam. It is false once the match limit is reached.
+func (s *scanner) find(window []byte, addr uint64, skip int, seam bool) bool {
 	for pi, p := range s.patterns {
 		for off := 0; ; off++ {
 			k := bytes.Index(window[off:], p)
@@ -241,20 +214,18 @@ func (s *scanner) run(base uint64, i, j int) bool {
 				break
 			}
 			off += k
-			if off+len(p) <= tail {
-				continue // it ended in the tail: found with the previous batch
+			if seam && off >= skip {
+				break // the segment's own search finds it
 			}
-			s.res.Matches = append(s.res.Matches, Match{Addr: start + uint64(off), Pattern: pi})
+			if off+len(p) <= skip {
+				continue
+			}
+			s.res.Matches = append(s.res.Matches, Match{Addr: addr + uint64(off), Pattern: pi})
 			if s.opt.Limit > 0 && len(s.res.Matches) >= s.opt.Limit {
 				return false
 			}
 		}
 	}
-	// The last keep bytes become the next batch's tail, copied in front of
-	// its first page.
-	s.tailLen = min(s.keep, len(window))
-	copy(s.buf[s.keep-s.tailLen:s.keep], window[len(window)-s.tailLen:])
-	s.tailEnd = base + uint64(j)*pageSize
 	return true
 }
 
