@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // The kallsyms tables (scripts/kallsyms.c) sit in .rodata. Their order,
@@ -115,42 +116,10 @@ func decodeKallsyms(b []byte, va uint64) (*kallsymsTables, error) {
 // decodeKallsymsAt decodes the tables around a token-table digit run at
 // hit; the error says why this candidate is not kallsyms.
 func decodeKallsymsAt(b []byte, hit int, va vaFunc) (*kallsymsTables, error) {
-	var rel [256]int // token starts relative to token '0' (index 0x30), for 0x30..0xff
-	pos := hit
-	for k := 0x30; k < 256; k++ {
-		rel[k] = pos - hit
-		j := bytes.IndexByte(b[pos:], 0)
-		if j <= 0 {
-			return nil, fmt.Errorf("token %#x empty or unterminated", k)
-		}
-		pos += j + 1
-	}
-	tokEnd := pos
-	// The index follows the table at the next 4-byte (7.x) or 8-byte
-	// boundary. A read a few bytes off can still agree on the tokens from
-	// '0' up when they are all one character long, so each position must
-	// also give a token 0 that starts the table.
 	var tokens [256][]byte
-	tableStart, indexAt := -1, -1
-	for _, ti := range []int{(tokEnd + 3) &^ 3, (tokEnd + 7) &^ 7} {
-		if ti+512 > len(b) || ti == indexAt {
-			continue
-		}
-		base := int(le.Uint16(b[ti+2*0x30:]))
-		if le.Uint16(b[ti:]) != 0 || base > hit || (hit-base)%4 != 0 {
-			continue
-		}
-		ok := true
-		for k := 0x31; k < 256 && ok; k++ {
-			ok = int(le.Uint16(b[ti+2*k:]))-base == rel[k]
-		}
-		if ok && parseTokens(b, hit-base, ti, tokEnd, &tokens) {
-			tableStart, indexAt = hit-base, ti
-			break
-		}
-	}
-	if tableStart < 0 {
-		return nil, fmt.Errorf("no kallsyms_token_index agrees with the token table")
+	tableStart, indexAt, err := findTokenTable(b, hit, &tokens)
+	if err != nil {
+		return nil, err
 	}
 	cands := findMarkers(b, tableStart)
 	if len(cands) == 0 {
@@ -168,6 +137,53 @@ func decodeKallsymsAt(b []byte, hit int, va vaFunc) (*kallsymsTables, error) {
 		}
 	}
 	return nil, fmt.Errorf("%d markers candidates rejected, nearest: %w", len(cands), firstErr)
+}
+
+// tokenProbe bounds the bytes findTokenTable reads around hit: the
+// token index holds u16 offsets, so the table lies within 64 KiB of it,
+// and the 512-byte index follows the table 8-aligned.
+const tokenProbe = 64<<10 + 1<<10
+
+// findTokenTable finds the token table around the digit run at hit, and
+// the token index that agrees with it, and cuts the 256 tokens.
+func findTokenTable(b []byte, hit int, tokens *[256][]byte) (tableStart, indexAt int, err error) {
+	var rel [256]int // token starts relative to token '0' (index 0x30), for 0x30..0xff
+	pos := hit
+	for k := 0x30; k < 256; k++ {
+		rel[k] = pos - hit
+		j := bytes.IndexByte(b[pos:], 0)
+		if j <= 0 {
+			return 0, 0, fmt.Errorf("token %#x empty or unterminated", k)
+		}
+		pos += j + 1
+	}
+	tokEnd := pos
+	// The index follows the table at the next 4-byte (7.x) or 8-byte
+	// boundary. A read a few bytes off can still agree on the tokens from
+	// '0' up when they are all one character long, so each position must
+	// also give a token 0 that starts the table.
+	tableStart, indexAt = -1, -1
+	for _, ti := range []int{(tokEnd + 3) &^ 3, (tokEnd + 7) &^ 7} {
+		if ti+512 > len(b) || ti == indexAt {
+			continue
+		}
+		base := int(le.Uint16(b[ti+2*0x30:]))
+		if le.Uint16(b[ti:]) != 0 || base > hit || (hit-base)%4 != 0 {
+			continue
+		}
+		ok := true
+		for k := 0x31; k < 256 && ok; k++ {
+			ok = int(le.Uint16(b[ti+2*k:]))-base == rel[k]
+		}
+		if ok && parseTokens(b, hit-base, ti, tokEnd, tokens) {
+			tableStart, indexAt = hit-base, ti
+			break
+		}
+	}
+	if tableStart < 0 {
+		return 0, 0, fmt.Errorf("no kallsyms_token_index agrees with the token table")
+	}
+	return tableStart, indexAt, nil
 }
 
 // parseTokens cuts the token table at tableStart by the index at indexAt:
@@ -316,33 +332,70 @@ func decodeAt(b []byte, numSyms, names, n, markers int, tokens *[256][]byte, tok
 	return t, nil
 }
 
+// expandNames expands the n names at start. Every name is a slice of one
+// string: a 7.x kernel has 200,000 symbols, and a string each was an
+// allocation each, and as many pointers for the collector to follow. The
+// tables are walked twice, first for the expanded size, so that string is
+// allocated once and exactly.
 func expandNames(b []byte, start, n int, tokens *[256][]byte) ([]kallsym, error) {
-	syms := make([]kallsym, n)
-	var buf []byte
-	p := start
-	for i := 0; i < n; i++ {
-		l := int(b[p])
-		p++
-		if l&0x80 != 0 {
-			l = l&0x7f | int(b[p])<<7
-			p++
+	var tokLen [256]int
+	for i, t := range tokens {
+		tokLen[i] = len(t)
+	}
+	size := 0
+	for i, p := 0, start; i < n; i++ {
+		l, q := nameLen(b, p)
+		for _, t := range b[q : q+l] {
+			size += tokLen[t]
 		}
-		buf = buf[:0]
-		for _, t := range b[p : p+l] {
+		p = q + l
+	}
+	buf := make([]byte, 0, size)
+	syms := make([]kallsym, n)
+	for i, p := 0, start; i < n; i++ {
+		l, q := nameLen(b, p)
+		from := len(buf)
+		for _, t := range b[q : q+l] {
 			buf = append(buf, tokens[t]...)
 		}
-		p += l
-		if len(buf) < 2 || !isSymType(buf[0]) {
-			return nil, fmt.Errorf("name %d expands to %q, not a typed symbol name", i, buf)
+		p = q + l
+		name := buf[from:]
+		if len(name) < 2 || !isSymType(name[0]) {
+			return nil, fmt.Errorf("name %d expands to %q, not a typed symbol name", i, name)
 		}
-		for _, c := range buf[1:] {
+		for _, c := range name[1:] {
 			if c <= ' ' || c > '~' {
-				return nil, fmt.Errorf("name %d expands to %q, not printable", i, buf)
+				return nil, fmt.Errorf("name %d expands to %q, not printable", i, name)
 			}
 		}
-		syms[i] = kallsym{name: string(buf[1:]), typ: buf[0]}
+		syms[i].typ = name[0]
+	}
+	// buf is complete and never written again: the string shares it.
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
+	for i, p, at := 0, start, 0; i < n; i++ {
+		l, q := nameLen(b, p)
+		end := at
+		for _, t := range b[q : q+l] {
+			end += tokLen[t]
+		}
+		syms[i].name = all[at+1 : end] // after the type letter
+		p, at = q+l, end
 	}
 	return syms, nil
+}
+
+// nameLen reads the length prefix of the compressed name at p (one byte,
+// or two with the high bit set on 6.1+ for long Rust names) and returns
+// the length and where the name's token bytes start. Callers have checked
+// the names with skipNames.
+func nameLen(b []byte, p int) (int, int) {
+	l := int(b[p])
+	p++
+	if l&0x80 != 0 {
+		l = l&0x7f | int(b[p])<<7
+		p++
+	}
+	return l, p
 }
 
 func isSymType(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '?' }

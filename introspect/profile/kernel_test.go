@@ -282,10 +282,10 @@ func TestEveryFixtureKernel(t *testing.T) {
 					off[i].addr += 16
 				}
 			}
-			if err := checkKsymtabInMemory(image.NewBytes(mem), textPhys, want.sorted); err != nil {
+			if err := checkKsymtabInMemory(image.NewBytes(mem), textPhys, newSymIndex(want.sorted)); err != nil {
 				t.Errorf("true symbols: %v", err)
 			}
-			if err := checkKsymtabInMemory(image.NewBytes(mem), textPhys, off); !errors.Is(err, ErrMismatch) {
+			if err := checkKsymtabInMemory(image.NewBytes(mem), textPhys, newSymIndex(off)); !errors.Is(err, ErrMismatch) {
 				t.Errorf("shifted symbols: err = %v, want ErrMismatch", err)
 			}
 		})

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 
@@ -87,7 +88,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	// CONFIG_PHYSICAL_ALIGN), so _text is at one of a few physical addresses
 	// below the token table; the right one has the BTF header at
 	// __start_BTF and the banner at linux_banner.
-	var raw []byte
+	found := false
 	release := ""
 	for textPhys := info.KallsymsPhys &^ (imageAlign - 1); textPhys+(end-text) > info.KallsymsPhys; textPhys -= imageAlign {
 		if release = parseBanner(readPhysLenient(r, textPhys+(banner-text), 256)); release == "" {
@@ -100,9 +101,12 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		hdr := readPhysLenient(r, h, btfHeaderLen)
 		total := btfHeaderLen + int(le.Uint32(hdr[16:])) + int(le.Uint32(hdr[20:]))
 		if total <= maxBTF && h+uint64(total) <= r.Size() {
-			blob := readPhysLenient(r, h, total)
-			if _, err := btfBlobLen(blob); err == nil {
-				raw, info.TextPhys, info.BTFPhys, info.BTFSize = blob, textPhys, h, total
+			err := withPhys(r, h, total, func(blob []byte) error {
+				_, err := btfBlobLen(blob)
+				return err
+			})
+			if err == nil {
+				found, info.TextPhys, info.BTFPhys, info.BTFSize = true, textPhys, h, total
 				break
 			}
 		}
@@ -110,7 +114,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 			break
 		}
 	}
-	if raw == nil {
+	if !found {
 		return nil, info, fmt.Errorf("no btf blob where __start_BTF points: %w", ErrBTF)
 	}
 	if anchored && !info.SlideKnown {
@@ -124,12 +128,16 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	}
 	// The ksymtab check reads guest memory, the profile parses BTF: neither
 	// needs the other, so they run side by side.
-	checked := make(chan error, 1)
-	go func() { checked <- checkKsymtabInMemory(r, info.TextPhys, syms) }()
-	p, err := newProfile(release, syms, raw)
-	if cerr := <-checked; cerr != nil {
-		return nil, info, cerr
+	byName := newSymIndex(syms)
+	parse := func() (ty *types, sum [sha256.Size]byte, err error) {
+		// parsed where it lies: the parser keeps its own copy
+		err = withPhys(r, info.BTFPhys, info.BTFSize, func(raw []byte) (err error) {
+			ty, sum, err = parseBTF(raw)
+			return err
+		})
+		return ty, sum, err
 	}
+	p, err := newProfile(release, syms, byName, parse, func() error { return checkKsymtabInMemory(r, info.TextPhys, byName) })
 	if err != nil {
 		return nil, info, err
 	}
@@ -165,13 +173,26 @@ func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo) (*kallsym
 			ks, info.KallsymsPhys, info.Slide, info.SlideKnown, info.Source = t, tokPhys, slide, true, SourceVmcoreinfo
 			return false
 		}
+		// Most digit runs are not a token table (firmware tables, text):
+		// the table and its index are checked in the 130 KiB around the
+		// hit before the tables' 28 MiB window is read.
+		var tokens [256][]byte
+		ps := (hit - min(hit, tokenProbe)) &^ 4095
+		probe := readPhysLenient(r, ps, int(min(hit+tokenProbe, r.Size())-ps))
+		if _, _, err := findTokenTable(probe, int(hit-ps), &tokens); err != nil {
+			rej.add(hit, err)
+			return true
+		}
 		start := uint64(0)
 		if hit > kallsymsBefore {
 			start = (hit - kallsymsBefore) &^ 4095
 		}
 		end := min(hit+kallsymsAfter, r.Size())
-		win := readPhysLenient(r, start, int(end-start))
-		t, err := decodeKallsymsAt(win, int(hit-start), unknownVA)
+		var t *kallsymsTables
+		err := withPhys(r, start, int(end-start), func(win []byte) (err error) {
+			t, err = decodeKallsymsAt(win, int(hit-start), unknownVA)
+			return err
+		})
 		if err != nil {
 			rej.add(hit, err)
 			return true
@@ -208,15 +229,15 @@ func slideFromInitTask(r physmem.Reader, p *Profile, textPhys, textLink uint64) 
 // __ksymtab_gpl) entries are PREL32 {value, name, namespace} offsets,
 // position-independent, so link addresses work. Kernels whose kallsyms
 // lack the section bounds are not checked.
-func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, syms []kallsym) error {
-	at := firstAddrs(syms, "_text", "__start___ksymtab", "__stop___ksymtab", "__start___ksymtab_gpl", "__stop___ksymtab_gpl")
-	text := at["_text"]
+func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, byName *symIndex) error {
+	at := func(name string) uint64 { a, _ := byName.first(name); return a }
+	text := at("_text")
 	phys := func(va uint64) uint64 { return textPhys + va - text }
 	type entry struct{ val, name uint64 }
 	var ents []entry
 	lo, hi := ^uint64(0), uint64(0)
 	for _, sec := range []string{"__ksymtab", "__ksymtab_gpl"} {
-		start, stop := at["__start_"+sec], at["__stop_"+sec]
+		start, stop := at("__start_"+sec), at("__stop_"+sec)
 		if start == 0 || stop <= start || stop-start > 16<<20 {
 			continue
 		}
@@ -243,7 +264,7 @@ func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, syms []kallsym) err
 			exported[string(n[:j])] = e.val
 		}
 	}
-	return checkAgainstKsymtab(syms, exported)
+	return checkAgainstKsymtab(byName, exported)
 }
 
 // ksymNameMax is KSYM_NAME_LEN, the longest symbol name.

@@ -8,24 +8,42 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Profile is one kernel build's symbols (link-time addresses) and type
 // layout. It is immutable and safe for concurrent use.
 type Profile struct {
 	release string
-	first   map[string]uint64 // first kallsyms entry of each name
-	sorted  []kallsym         // by address, as kallsyms stores them
+	byName  *symIndex // over the entries in kallsyms order
+	sorted  []kallsym // by address, as kallsyms stores them
 	types   *types
-	sum     [sha256.Size]byte
+	btfSum  [sha256.Size]byte
+	sumOnce sync.Once
+	sum     [sha256.Size]byte // Fingerprint's, made on first use
 }
 
-func newProfile(release string, syms []kallsym, btfRaw []byte) (*Profile, error) {
-	ty, err := loadTypes(btfRaw)
+// newProfile builds the profile of a decoded kallsyms (syms and its
+// index byName) and the BTF that parse reads. check, if not nil, is a
+// test of the symbols that runs while the BTF is parsed (neither needs
+// the other); its error fails the build.
+func newProfile(release string, syms []kallsym, byName *symIndex, parse func() (*types, [sha256.Size]byte, error), check func() error) (*Profile, error) {
+	checked := make(chan error, 1)
+	go func() {
+		if check == nil {
+			checked <- nil
+			return
+		}
+		checked <- check()
+	}()
+	ty, btfSum, err := parse()
+	if cerr := <-checked; cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
 		return nil, err
 	}
-	p := &Profile{release: release, first: make(map[string]uint64, len(syms)), types: ty}
+	p := &Profile{release: release, byName: byName, types: ty, btfSum: btfSum}
 	// kallsyms stores its entries by address, so syms is normally in order
 	// already and is kept as it is (the caller hands it over and only reads
 	// it afterwards); a 7.x kernel has 200,000 of them.
@@ -35,22 +53,39 @@ func newProfile(release string, syms []kallsym, btfRaw []byte) (*Profile, error)
 		p.sorted = slices.Clone(syms)
 		slices.SortStableFunc(p.sorted, byAddr)
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "release %s\n", release)
-	var w [9]byte
-	for _, s := range syms {
-		if _, dup := p.first[s.name]; !dup {
-			p.first[s.name] = s.addr
-		}
-		h.Write([]byte(s.name))
-		w[0] = s.typ
-		binary.LittleEndian.PutUint64(w[1:], s.addr)
-		h.Write(w[:])
-	}
-	bs := sha256.Sum256(btfRaw)
-	h.Write(bs[:])
-	copy(p.sum[:], h.Sum(nil))
 	return p, nil
+}
+
+// parseBTF parses a raw BTF blob and hashes it for the fingerprint.
+func parseBTF(raw []byte) (*types, [sha256.Size]byte, error) {
+	ty, err := loadTypes(raw)
+	return ty, sha256.Sum256(raw), err
+}
+
+// fingerprint hashes the release, every kallsyms entry in kallsyms order
+// and the BTF's hash. Nothing needs it to read a guest, so it is made on
+// first use, not with the profile.
+func (p *Profile) fingerprint() [sha256.Size]byte {
+	p.sumOnce.Do(func() {
+		h := sha256.New()
+		fmt.Fprintf(h, "release %s\n", p.release)
+		// Entries are written in batches: 200,000 small writes to the
+		// hash cost more than the hashing.
+		buf := make([]byte, 0, 64<<10)
+		for _, s := range p.byName.syms {
+			if len(buf)+len(s.name)+9 > cap(buf) {
+				h.Write(buf)
+				buf = buf[:0]
+			}
+			buf = append(buf, s.name...)
+			buf = append(buf, s.typ)
+			buf = binary.LittleEndian.AppendUint64(buf, s.addr)
+		}
+		h.Write(buf)
+		h.Write(p.btfSum[:])
+		copy(p.sum[:], h.Sum(nil))
+	})
+	return p.sum
 }
 
 // Release is the kernel release string ("6.1.0-56-amd64"), or "" if the
@@ -63,7 +98,7 @@ func (p *Profile) SymbolCount() int { return len(p.sorted) }
 // Symbol returns the link-time virtual address of name; where several
 // symbols share a name (static functions), the first in kallsyms order.
 func (p *Profile) Symbol(name string) (uint64, error) {
-	a, ok := p.first[name]
+	a, ok := p.byName.first(name)
 	if !ok {
 		return 0, fmt.Errorf("symbol %s: %w", name, ErrNoSymbol)
 	}
@@ -90,7 +125,12 @@ func (p *Profile) Size(typ string) (uint64, error) { return p.types.size(typ) }
 
 // Fingerprint identifies the build: a hash of the release, every kallsyms
 // entry (name, type, link address) and the raw BTF.
-func (p *Profile) Fingerprint() string { return hex.EncodeToString(p.sum[:]) }
+func (p *Profile) Fingerprint() string {
+	sum := p.fingerprint()
+	return hex.EncodeToString(sum[:])
+}
 
 // Equal reports whether p and q describe the same kernel build.
-func (p *Profile) Equal(q *Profile) bool { return p != nil && q != nil && p.sum == q.sum }
+func (p *Profile) Equal(q *Profile) bool {
+	return p != nil && q != nil && p.fingerprint() == q.fingerprint()
+}

@@ -109,45 +109,13 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 	if hi-lo > kallsymsBefore+kallsymsAfter || pa(hi) > r.Size() || pa(lo) > pa(hi) {
 		return nil, 0, 0, fmt.Errorf("kallsyms tables %#x-%#x do not fit in memory", lo, hi)
 	}
-	win := readPhysLenient(r, pa(lo), int(hi-lo))
-	off := func(a uint64) int { return int(a - lo) }
-	t := &kallsymsTables{numSyms: off(va[0]), names: off(va[1]), tokenTable: off(va[2]), tokenIndex: off(va[3]),
-		addrs: off(addrsVA), markers: -1, baseAt: -1, kind: kind, anchored: true}
-	var tokens [256][]byte
-	last := t.tokenTable + int(le.Uint16(win[t.tokenIndex+2*255:]))
-	if last >= len(win) || bytes.IndexByte(win[last:], 0) < 0 {
-		return nil, 0, 0, fmt.Errorf("token table at %#x unterminated", va[2])
-	}
-	tokEnd := last + bytes.IndexByte(win[last:], 0) + 1
-	if !parseTokens(win, t.tokenTable, t.tokenIndex, tokEnd, &tokens) {
-		return nil, 0, 0, fmt.Errorf("token table at %#x disagrees with its index", va[2])
-	}
-	if _, ok := skipNames(win, t.names, n, nil); !ok {
-		return nil, 0, 0, fmt.Errorf("%d names at %#x run past the tables", n, va[1])
-	}
-	if t.syms, err = expandNames(win, t.names, n, &tokens); err != nil {
-		return nil, 0, 0, err
-	}
-	as := win[t.addrs : t.addrs+int(width)*n]
-	switch kind {
-	case addrAbsolute:
-		err = fillAbsolute(as, t.syms)
-	case addrBaseRelative:
-		t.baseAt = off(baseVA)
-		t.relativeBase = le.Uint64(win[t.baseAt:])
-		if fillRelative(as, t.relativeBase, t.syms) {
-			t.kind = addrPercpuRelative
-		}
-		err = checkSorted(t.syms)
-	default:
-		fillEntryRelative(as, addrsVA, t.syms)
-		err = checkSorted(t.syms)
-	}
-	if err == nil {
-		err = validate(t)
-	}
+	t := &kallsymsTables{markers: -1, baseAt: -1, kind: kind, anchored: true}
+	// The tables are decoded where they lie (when r lends them).
+	err = withPhys(r, pa(lo), int(hi-lo), func(win []byte) error {
+		return decodeVmcoreinfoTables(win, t, lo, va, baseVA, n)
+	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s tables at %#x: %w", t.kind, va[2], err)
+		return nil, 0, 0, err
 	}
 	for _, s := range t.syms {
 		if s.name == "_text" {
@@ -158,4 +126,55 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 		}
 	}
 	return t, pa(va[2]), slide, nil
+}
+
+// decodeVmcoreinfoTables decodes the n symbols of the tables that
+// VMCOREINFO places in win, which starts at virtual address lo; va holds
+// kallsyms_num_syms, _names, _token_table, _token_index and the address
+// table, baseVA kallsyms_relative_base (base-relative kinds).
+func decodeVmcoreinfoTables(win []byte, t *kallsymsTables, lo uint64, va [5]uint64, baseVA uint64, n int) error {
+	off := func(a uint64) int { return int(a - lo) }
+	t.numSyms, t.names, t.tokenTable, t.tokenIndex, t.addrs = off(va[0]), off(va[1]), off(va[2]), off(va[3]), off(va[4])
+	var tokens [256][]byte
+	last := t.tokenTable + int(le.Uint16(win[t.tokenIndex+2*255:]))
+	if last >= len(win) || bytes.IndexByte(win[last:], 0) < 0 {
+		return fmt.Errorf("token table at %#x unterminated", va[2])
+	}
+	tokEnd := last + bytes.IndexByte(win[last:], 0) + 1
+	if !parseTokens(win, t.tokenTable, t.tokenIndex, tokEnd, &tokens) {
+		return fmt.Errorf("token table at %#x disagrees with its index", va[2])
+	}
+	if _, ok := skipNames(win, t.names, n, nil); !ok {
+		return fmt.Errorf("%d names at %#x run past the tables", n, va[1])
+	}
+	var err error
+	if t.syms, err = expandNames(win, t.names, n, &tokens); err != nil {
+		return err
+	}
+	width := 4
+	if t.kind == addrAbsolute {
+		width = 8
+	}
+	as := win[t.addrs : t.addrs+width*n]
+	switch t.kind {
+	case addrAbsolute:
+		err = fillAbsolute(as, t.syms)
+	case addrBaseRelative:
+		t.baseAt = off(baseVA)
+		t.relativeBase = le.Uint64(win[t.baseAt:])
+		if fillRelative(as, t.relativeBase, t.syms) {
+			t.kind = addrPercpuRelative
+		}
+		err = checkSorted(t.syms)
+	default:
+		fillEntryRelative(as, va[4], t.syms)
+		err = checkSorted(t.syms)
+	}
+	if err == nil {
+		err = validate(t)
+	}
+	if err != nil {
+		return fmt.Errorf("%s tables at %#x: %w", t.kind, va[2], err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"debug/elf"
 	"fmt"
 )
@@ -32,9 +33,6 @@ func FromVmlinux(b []byte) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAgainstKsymtab(ks.syms, exported); err != nil {
-		return nil, err
-	}
 	bs := f.Section(".BTF")
 	if bs == nil {
 		return nil, fmt.Errorf("vmlinux without a .BTF section: %w", ErrBTF)
@@ -43,38 +41,33 @@ func FromVmlinux(b []byte) (*Profile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read .BTF: %w", err)
 	}
+	byName := newSymIndex(ks.syms)
 	release := ""
-	for _, s := range ks.syms {
-		if s.name == "linux_banner" {
-			if b, ok := elfRead(f, s.addr, 256); ok {
-				release = parseBanner(b)
-			}
-			break
+	if at, ok := byName.first("linux_banner"); ok {
+		if b, ok := elfRead(f, at, 256); ok {
+			release = parseBanner(b)
 		}
 	}
-	return newProfile(release, ks.syms, raw)
+	parse := func() (*types, [sha256.Size]byte, error) { return parseBTF(raw) }
+	return newProfile(release, ks.syms, byName, parse, func() error { return checkAgainstKsymtab(byName, exported) })
 }
 
-func checkAgainstKsymtab(syms []kallsym, exported map[string]uint64) error {
-	// One pass over the symbols against the (much smaller) export table: a
-	// name is checked if kallsyms has it, and agrees if any of its
-	// addresses (names repeat) is the exported one.
-	const seen, agreed = 1, 2
-	state := make(map[string]uint8, len(exported))
-	for _, s := range syms {
-		want, ok := exported[s.name]
-		if !ok {
-			continue
+// checkAgainstKsymtab checks the decoded symbols against the export table:
+// an exported name is checked if kallsyms has it, and agrees if any of its
+// addresses (names repeat) is the exported one. Only the exported names
+// are looked up, a tenth of the symbols.
+func checkAgainstKsymtab(byName *symIndex, exported map[string]uint64) error {
+	checked, agree := 0, 0
+	for name, want := range exported {
+		found, same := false, false
+		byName.each(name, func(s kallsym) bool {
+			found, same = true, s.addr == want
+			return !same
+		})
+		if found {
+			checked++
 		}
-		if s.addr == want {
-			state[s.name] = agreed
-		} else if state[s.name] == 0 {
-			state[s.name] = seen
-		}
-	}
-	checked, agree := len(state), 0
-	for _, st := range state {
-		if st == agreed {
+		if same {
 			agree++
 		}
 	}

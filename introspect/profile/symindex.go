@@ -1,0 +1,53 @@
+package profile
+
+import (
+	"hash/maphash"
+	"math/bits"
+)
+
+// symIndex finds kallsyms entries by name. It is an open-addressing table of
+// entry numbers, not a map[string]…: a 7.x kernel has 200,000 symbols, and
+// a map of them cost more to build (and to collect) than decoding them.
+// Entries that share a name (static functions) are all in the table, in
+// kallsyms order along their probe sequence, so the first one found is
+// the first in kallsyms.
+type symIndex struct {
+	syms  []kallsym
+	slots []uint32 // entry number + 1; 0 is an empty slot
+	mask  uint64
+	seed  maphash.Seed
+}
+
+func newSymIndex(syms []kallsym) *symIndex {
+	// At most half full, so probe runs stay short.
+	size := uint64(1) << bits.Len64(uint64(2*len(syms)))
+	x := &symIndex{syms: syms, slots: make([]uint32, size), mask: size - 1, seed: maphash.MakeSeed()}
+	for i, s := range syms {
+		h := maphash.String(x.seed, s.name) & x.mask
+		for x.slots[h] != 0 {
+			h = (h + 1) & x.mask
+		}
+		x.slots[h] = uint32(i + 1)
+	}
+	return x
+}
+
+// each calls f with every entry named name, in kallsyms order, until f
+// returns false.
+func (x *symIndex) each(name string, f func(s kallsym) bool) {
+	h := maphash.String(x.seed, name) & x.mask
+	for ; x.slots[h] != 0; h = (h + 1) & x.mask {
+		if s := x.syms[x.slots[h]-1]; s.name == name && !f(s) {
+			return
+		}
+	}
+}
+
+// first is the address of the first entry named name.
+func (x *symIndex) first(name string) (addr uint64, ok bool) {
+	x.each(name, func(s kallsym) bool {
+		addr, ok = s.addr, true
+		return false
+	})
+	return addr, ok
+}
