@@ -49,12 +49,6 @@ const maxKernelImage = 1 << 30
 // maxNameLen is KSYM_NAME_LEN (512) plus the type byte and a two-byte length.
 const maxNameLen = 515
 
-type kallsym struct {
-	name string
-	typ  byte
-	addr uint64
-}
-
 type addrKind int
 
 const (
@@ -69,7 +63,7 @@ func (k addrKind) String() string {
 }
 
 type kallsymsTables struct {
-	syms []kallsym
+	syms symbols
 	kind addrKind
 	// offsets in the window of each table; relativeBase and baseAt only
 	// for the base-relative kinds (baseAt -1 otherwise)
@@ -335,53 +329,91 @@ func decodeAt(b []byte, numSyms, names, n, markers int, tokens *[256][]byte, tok
 // expandNames expands the n names at start. Every name is a slice of one
 // string: a 7.x kernel has 200,000 symbols, and a string each was an
 // allocation each, and as many pointers for the collector to follow. The
-// tables are walked twice, first for the expanded size, so that string is
-// allocated once and exactly.
-func expandNames(b []byte, start, n int, tokens *[256][]byte) ([]kallsym, error) {
+// names are checked and measured token by token first, so that string is
+// allocated once and exactly, then written token by token (a token of up
+// to 8 bytes as one word), then cut.
+func expandNames(b []byte, start, n int, tokens *[256][]byte) (symbols, error) {
 	var tokLen [256]int
+	var word [256]uint64 // the tokens of up to 8 bytes, little-endian
+	// printable: every byte is; printableTail: every byte after the first
+	var printable, printableTail [256]bool
 	for i, t := range tokens {
 		tokLen[i] = len(t)
+		var w [8]byte
+		copy(w[:], t)
+		word[i] = le.Uint64(w[:])
+		printableTail[i] = isPrintable(t[min(1, len(t)):])
+		printable[i] = printableTail[i] && (len(t) == 0 || isPrintable(t[:1]))
 	}
 	size := 0
 	for i, p := 0, start; i < n; i++ {
 		l, q := nameLen(b, p)
-		for _, t := range b[q : q+l] {
-			size += tokLen[t]
+		toks := b[q : q+l]
+		first := tokens[toks[0]]
+		ok := len(first) > 0 && isSymType(first[0]) && printableTail[toks[0]]
+		nameSize := tokLen[toks[0]]
+		for _, t := range toks[1:] {
+			ok = ok && printable[t]
+			nameSize += tokLen[t]
 		}
+		if !ok || nameSize < 2 || nameSize > maxNameLen {
+			return symbols{}, badName(i, toks, tokens)
+		}
+		size += nameSize
 		p = q + l
 	}
-	buf := make([]byte, 0, size)
-	syms := make([]kallsym, n)
+	buf := make([]byte, size+8) // the last word may write 7 bytes past the names
+	at := 0
 	for i, p := 0, start; i < n; i++ {
 		l, q := nameLen(b, p)
-		from := len(buf)
 		for _, t := range b[q : q+l] {
-			buf = append(buf, tokens[t]...)
+			if tokLen[t] <= 8 {
+				le.PutUint64(buf[at:], word[t])
+			} else {
+				copy(buf[at:], tokens[t])
+			}
+			at += tokLen[t]
 		}
 		p = q + l
-		name := buf[from:]
-		if len(name) < 2 || !isSymType(name[0]) {
-			return nil, fmt.Errorf("name %d expands to %q, not a typed symbol name", i, name)
-		}
-		for _, c := range name[1:] {
-			if c <= ' ' || c > '~' {
-				return nil, fmt.Errorf("name %d expands to %q, not printable", i, name)
-			}
-		}
-		syms[i].typ = name[0]
 	}
 	// buf is complete and never written again: the string shares it.
-	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	for i, p, at := 0, start, 0; i < n; i++ {
+	syms := symbols{names: unsafe.String(unsafe.SliceData(buf), size), ents: make([]symEnt, n)}
+	at = 0
+	for i, p := 0, start; i < n; i++ {
 		l, q := nameLen(b, p)
 		end := at
 		for _, t := range b[q : q+l] {
 			end += tokLen[t]
 		}
-		syms[i].name = all[at+1 : end] // after the type letter
+		// the name is what follows the type letter
+		syms.ents[i] = symEnt{off: uint32(at + 1), n: uint16(end - at - 1), typ: buf[at]}
 		p, at = q+l, end
 	}
 	return syms, nil
+}
+
+func isPrintable(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// badName says why the name made of toks is not a symbol's.
+func badName(i int, toks []byte, tokens *[256][]byte) error {
+	var name []byte
+	for _, t := range toks {
+		name = append(name, tokens[t]...)
+	}
+	if len(name) < 2 || !isSymType(name[0]) {
+		return fmt.Errorf("name %d expands to %q, not a typed symbol name", i, name)
+	}
+	if len(name) > maxNameLen {
+		return fmt.Errorf("name %d expands to %d bytes, more than KSYM_NAME_LEN", i, len(name))
+	}
+	return fmt.Errorf("name %d expands to %q, not printable", i, name)
 }
 
 // nameLen reads the length prefix of the compressed name at p (one byte,
@@ -403,7 +435,7 @@ func isSymType(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z
 // readAddresses tries every address layout the kernel has used, placed
 // where its era put it, and keeps the first that passes validate.
 func readAddresses(b []byte, t *kallsymsTables, tokenIndexEnd int, va vaFunc) error {
-	n := len(t.syms)
+	n := t.syms.len()
 	type cand struct {
 		kind  addrKind
 		at    int
@@ -454,7 +486,7 @@ func readAddresses(b []byte, t *kallsymsTables, tokenIndexEnd int, va vaFunc) er
 				err = fmt.Errorf("relative base %#x is not a kernel address", t.relativeBase)
 				break
 			}
-			if fillRelative(b[c.at:c.at+4*n], t.relativeBase, t.syms) {
+			if fillRelative(b[c.at:c.at+4*n], t.relativeBase, t.syms.ents) {
 				t.kind = addrPercpuRelative
 			}
 			err = checkSorted(t.syms)
@@ -463,7 +495,7 @@ func readAddresses(b []byte, t *kallsymsTables, tokenIndexEnd int, va vaFunc) er
 			if t.anchored = known; !known {
 				tableVA = unanchoredVA
 			}
-			fillEntryRelative(b[c.at:c.at+4*n], tableVA, t.syms)
+			fillEntryRelative(b[c.at:c.at+4*n], tableVA, t.syms.ents)
 			err = checkSorted(t.syms)
 		}
 		if err == nil {
@@ -479,7 +511,7 @@ func readAddresses(b []byte, t *kallsymsTables, tokenIndexEnd int, va vaFunc) er
 
 // fillRelative decodes base-relative offsets; it reports whether the
 // absolute per-CPU encoding is in use (some offset negative).
-func fillRelative(offs []byte, base uint64, syms []kallsym) bool {
+func fillRelative(offs []byte, base uint64, syms []symEnt) bool {
 	absPercpu := false
 	for i := range syms {
 		if int32(le.Uint32(offs[4*i:])) < 0 {
@@ -503,23 +535,23 @@ func fillRelative(offs []byte, base uint64, syms []kallsym) bool {
 
 // fillEntryRelative decodes 7.x offsets: entry i at tableVA+4i holds the
 // signed distance from itself to the symbol.
-func fillEntryRelative(offs []byte, tableVA uint64, syms []kallsym) {
+func fillEntryRelative(offs []byte, tableVA uint64, syms []symEnt) {
 	for i := range syms {
 		syms[i].addr = tableVA + uint64(4*i) + uint64(int64(int32(le.Uint32(offs[4*i:]))))
 	}
 }
 
-func fillAbsolute(addrs []byte, syms []kallsym) error {
-	for i := range syms {
-		syms[i].addr = le.Uint64(addrs[8*i:])
+func fillAbsolute(addrs []byte, syms symbols) error {
+	for i := range syms.ents {
+		syms.ents[i].addr = le.Uint64(addrs[8*i:])
 	}
 	return checkSorted(syms)
 }
 
-func checkSorted(syms []kallsym) error {
-	for i := 1; i < len(syms); i++ {
-		if syms[i].addr < syms[i-1].addr {
-			return fmt.Errorf("addresses not sorted at symbol %d (%s %#x after %#x)", i, syms[i].name, syms[i].addr, syms[i-1].addr)
+func checkSorted(syms symbols) error {
+	for i := 1; i < len(syms.ents); i++ {
+		if e := syms.ents[i]; e.addr < syms.ents[i-1].addr {
+			return fmt.Errorf("addresses not sorted at symbol %d (%s %#x after %#x)", i, syms.name(e), e.addr, syms.ents[i-1].addr)
 		}
 	}
 	return nil
@@ -530,26 +562,14 @@ func checkSorted(syms []kallsym) error {
 // the fill), _text and _end present and ordered, the image under 1 GiB,
 // and, once anchored, _text in the kernel mapping.
 func validate(t *kallsymsTables) error {
-	if len(t.syms) < minKallsymsSyms {
-		return fmt.Errorf("%d symbols, a kernel has thousands", len(t.syms))
+	if t.syms.len() < minKallsymsSyms {
+		return fmt.Errorf("%d symbols, a kernel has thousands", t.syms.len())
 	}
-	var text, end uint64
-	var okT, okE bool
-	for _, s := range t.syms {
-		switch s.name {
-		case "_text":
-			if !okT {
-				text, okT = s.addr, true
-			}
-		case "_end":
-			if !okE {
-				end, okE = s.addr, true
-			}
-		}
-	}
+	text, okT := t.syms.first("_text")
+	end, okE := t.syms.first("_end")
 	switch {
 	case !okT || !okE:
-		return fmt.Errorf("no _text or _end among %d symbols", len(t.syms))
+		return fmt.Errorf("no _text or _end among %d symbols", t.syms.len())
 	case end <= text || end-text > maxKernelImage:
 		return fmt.Errorf("_text %#x and _end %#x do not bound a kernel image", text, end)
 	case t.anchored && text < KernelMapBase:
@@ -564,15 +584,9 @@ func (t *kallsymsTables) anchorAt(text uint64) {
 	if t.anchored {
 		return
 	}
-	var cur uint64
-	for _, s := range t.syms {
-		if s.name == "_text" {
-			cur = s.addr
-			break
-		}
-	}
-	for i := range t.syms {
-		t.syms[i].addr += text - cur
+	cur, _ := t.syms.first("_text")
+	for i := range t.syms.ents {
+		t.syms.ents[i].addr += text - cur
 	}
 	t.anchored = true
 }

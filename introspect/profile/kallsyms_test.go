@@ -156,14 +156,14 @@ func encodeEra(e kallsymsEra, n, lead int) ([]kallsym, []byte) {
 	return syms, encodeKallsyms(syms, synthText, e, lead, synthVA)
 }
 
-func sameSyms(t *testing.T, got, want []kallsym) {
+func sameSyms(t *testing.T, got symbols, want []kallsym) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d symbols, want %d", len(got), len(want))
+	if got.len() != len(want) {
+		t.Fatalf("%d symbols, want %d", got.len(), len(want))
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("symbol %d = %+v, want %+v", i, got[i], want[i])
+		if got.at(i) != want[i] {
+			t.Fatalf("symbol %d = %+v, want %+v", i, got.at(i), want[i])
 		}
 	}
 }
@@ -210,7 +210,7 @@ func TestDecodeKallsymsRejectsCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := len(tab.syms)
+			n := tab.syms.len()
 			cases := map[string]func(bad []byte){
 				// a name length that no longer agrees with the markers
 				"name length": func(bad []byte) { bad[tab.names]++ },
@@ -236,7 +236,7 @@ func TestDecodeKallsymsRejectsCorruption(t *testing.T) {
 				mut(bad)
 				got, err := decodeKallsyms(bad, synthVA)
 				if err == nil {
-					t.Errorf("%s corrupted: accepted %d symbols", what, len(got.syms))
+					t.Errorf("%s corrupted: accepted %d symbols", what, got.syms.len())
 					continue
 				}
 				if !errors.Is(err, ErrKallsyms) || !strings.Contains(err.Error(), "candidate at") {
@@ -289,8 +289,8 @@ func FuzzDecodeKallsyms(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tab, err := decodeKallsyms(b, synthVA)
-		if err == nil && len(tab.syms) < minKallsymsSyms {
-			t.Fatalf("accepted %d symbols", len(tab.syms))
+		if err == nil && tab.syms.len() < minKallsymsSyms {
+			t.Fatalf("accepted %d symbols", tab.syms.len())
 		}
 	})
 }

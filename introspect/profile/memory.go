@@ -121,9 +121,9 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		info.Slide, info.SlideKnown = text-textLink, true
 	}
 	syms := ks.syms // link addresses from here on, in place
-	for i := range syms {
-		if syms[i].addr >= KernelMapBase {
-			syms[i].addr -= info.Slide
+	for i := range syms.ents {
+		if syms.ents[i].addr >= KernelMapBase {
+			syms.ents[i].addr -= info.Slide
 		}
 	}
 	// The ksymtab check reads guest memory, the profile parses BTF: neither
@@ -272,12 +272,12 @@ const ksymNameMax = 512
 
 // firstAddrs is the first address of each of names in syms, in one pass: a
 // map of all of a kernel's 200,000 symbols costs more than the lookups.
-func firstAddrs(syms []kallsym, names ...string) map[string]uint64 {
+func firstAddrs(syms symbols, names ...string) map[string]uint64 {
 	at := make(map[string]uint64, len(names))
-	for _, s := range syms {
-		if slices.Contains(names, s.name) {
-			if _, seen := at[s.name]; !seen {
-				at[s.name] = s.addr
+	for _, e := range syms.ents {
+		if n := syms.name(e); slices.Contains(names, n) {
+			if _, seen := at[n]; !seen {
+				at[n] = e.addr
 			}
 		}
 	}

@@ -16,7 +16,7 @@ import (
 type Profile struct {
 	release string
 	byName  *symIndex // over the entries in kallsyms order
-	sorted  []kallsym // by address, as kallsyms stores them
+	sorted  []symEnt  // by address, as kallsyms stores them; names in byName.syms
 	types   *types
 	btfSum  [sha256.Size]byte
 	sumOnce sync.Once
@@ -27,7 +27,7 @@ type Profile struct {
 // index byName) and the BTF that parse reads. check, if not nil, is a
 // test of the symbols that runs while the BTF is parsed (neither needs
 // the other); its error fails the build.
-func newProfile(release string, syms []kallsym, byName *symIndex, parse func() (*types, [sha256.Size]byte, error), check func() error) (*Profile, error) {
+func newProfile(release string, syms symbols, byName *symIndex, parse func() (*types, [sha256.Size]byte, error), check func() error) (*Profile, error) {
 	checked := make(chan error, 1)
 	go func() {
 		if check == nil {
@@ -47,10 +47,10 @@ func newProfile(release string, syms []kallsym, byName *symIndex, parse func() (
 	// kallsyms stores its entries by address, so syms is normally in order
 	// already and is kept as it is (the caller hands it over and only reads
 	// it afterwards); a 7.x kernel has 200,000 of them.
-	byAddr := func(a, b kallsym) int { return cmp.Compare(a.addr, b.addr) }
-	p.sorted = syms
-	if !slices.IsSortedFunc(syms, byAddr) {
-		p.sorted = slices.Clone(syms)
+	byAddr := func(a, b symEnt) int { return cmp.Compare(a.addr, b.addr) }
+	p.sorted = syms.ents
+	if !slices.IsSortedFunc(syms.ents, byAddr) {
+		p.sorted = slices.Clone(syms.ents)
 		slices.SortStableFunc(p.sorted, byAddr)
 	}
 	return p, nil
@@ -72,14 +72,15 @@ func (p *Profile) fingerprint() [sha256.Size]byte {
 		// Entries are written in batches: 200,000 small writes to the
 		// hash cost more than the hashing.
 		buf := make([]byte, 0, 64<<10)
-		for _, s := range p.byName.syms {
-			if len(buf)+len(s.name)+9 > cap(buf) {
+		syms := p.byName.syms
+		for _, e := range syms.ents {
+			if len(buf)+int(e.n)+9 > cap(buf) {
 				h.Write(buf)
 				buf = buf[:0]
 			}
-			buf = append(buf, s.name...)
-			buf = append(buf, s.typ)
-			buf = binary.LittleEndian.AppendUint64(buf, s.addr)
+			buf = append(buf, syms.name(e)...)
+			buf = append(buf, e.typ)
+			buf = binary.LittleEndian.AppendUint64(buf, e.addr)
 		}
 		h.Write(buf)
 		h.Write(p.btfSum[:])
@@ -112,8 +113,8 @@ func (p *Profile) Lookup(addr uint64) (name string, off uint64, ok bool) {
 	if i == 0 {
 		return "", 0, false
 	}
-	s := p.sorted[i-1]
-	return s.name, addr - s.addr, true
+	e := p.sorted[i-1]
+	return p.byName.syms.name(e), addr - e.addr, true
 }
 
 // Offset returns the byte offset of member (a dotted path, array elements

@@ -12,18 +12,18 @@ import (
 // kallsyms order along their probe sequence, so the first one found is
 // the first in kallsyms.
 type symIndex struct {
-	syms  []kallsym
+	syms  symbols
 	slots []uint32 // entry number + 1; 0 is an empty slot
 	mask  uint64
 	seed  maphash.Seed
 }
 
-func newSymIndex(syms []kallsym) *symIndex {
+func newSymIndex(syms symbols) *symIndex {
 	// At most half full, so probe runs stay short.
-	size := uint64(1) << bits.Len64(uint64(2*len(syms)))
+	size := uint64(1) << bits.Len64(uint64(2*syms.len()))
 	x := &symIndex{syms: syms, slots: make([]uint32, size), mask: size - 1, seed: maphash.MakeSeed()}
-	for i, s := range syms {
-		h := maphash.String(x.seed, s.name) & x.mask
+	for i, e := range syms.ents {
+		h := maphash.String(x.seed, syms.name(e)) & x.mask
 		for x.slots[h] != 0 {
 			h = (h + 1) & x.mask
 		}
@@ -34,10 +34,10 @@ func newSymIndex(syms []kallsym) *symIndex {
 
 // each calls f with every entry named name, in kallsyms order, until f
 // returns false.
-func (x *symIndex) each(name string, f func(s kallsym) bool) {
+func (x *symIndex) each(name string, f func(e symEnt) bool) {
 	h := maphash.String(x.seed, name) & x.mask
 	for ; x.slots[h] != 0; h = (h + 1) & x.mask {
-		if s := x.syms[x.slots[h]-1]; s.name == name && !f(s) {
+		if e := x.syms.ents[x.slots[h]-1]; int(e.n) == len(name) && x.syms.name(e) == name && !f(e) {
 			return
 		}
 	}
@@ -45,8 +45,8 @@ func (x *symIndex) each(name string, f func(s kallsym) bool) {
 
 // first is the address of the first entry named name.
 func (x *symIndex) first(name string) (addr uint64, ok bool) {
-	x.each(name, func(s kallsym) bool {
-		addr, ok = s.addr, true
+	x.each(name, func(e symEnt) bool {
+		addr, ok = e.addr, true
 		return false
 	})
 	return addr, ok

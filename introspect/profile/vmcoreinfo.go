@@ -117,13 +117,8 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	for _, s := range t.syms {
-		if s.name == "_text" {
-			if s.addr-slide != textLink {
-				return nil, 0, 0, fmt.Errorf("_text %#x disagrees with KERNELOFFSET %#x", s.addr, slide)
-			}
-			break
-		}
+	if text, _ := t.syms.first("_text"); text-slide != textLink {
+		return nil, 0, 0, fmt.Errorf("_text %#x disagrees with KERNELOFFSET %#x", text, slide)
 	}
 	return t, pa(va[2]), slide, nil
 }
@@ -162,12 +157,12 @@ func decodeVmcoreinfoTables(win []byte, t *kallsymsTables, lo uint64, va [5]uint
 	case addrBaseRelative:
 		t.baseAt = off(baseVA)
 		t.relativeBase = le.Uint64(win[t.baseAt:])
-		if fillRelative(as, t.relativeBase, t.syms) {
+		if fillRelative(as, t.relativeBase, t.syms.ents) {
 			t.kind = addrPercpuRelative
 		}
 		err = checkSorted(t.syms)
 	default:
-		fillEntryRelative(as, va[4], t.syms)
+		fillEntryRelative(as, va[4], t.syms.ents)
 		err = checkSorted(t.syms)
 	}
 	if err == nil {

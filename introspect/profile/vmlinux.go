@@ -60,8 +60,8 @@ func checkAgainstKsymtab(byName *symIndex, exported map[string]uint64) error {
 	checked, agree := 0, 0
 	for name, want := range exported {
 		found, same := false, false
-		byName.each(name, func(s kallsym) bool {
-			found, same = true, s.addr == want
+		byName.each(name, func(e symEnt) bool {
+			found, same = true, e.addr == want
 			return !same
 		})
 		if found {
