@@ -7,6 +7,9 @@
 // (the adaptive page cache, scan batches) are made here. Contract:
 //   - Map(n) returns at least n usable bytes (len n) and a release that
 //     unmaps them; nothing is faulted in by Map itself.
+//   - Advise(b) asks the same of a large Go allocation that is fresh and
+//     about to be written whole and kept (a kernel profile's symbol names):
+//     the collector still owns it, only its backing changes.
 //   - Where huge pages are not available the advice is ignored and 4 KiB
 //     pages serve; where anonymous mappings are not (other systems) the Go
 //     heap serves and release does nothing.

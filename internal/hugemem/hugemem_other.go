@@ -14,3 +14,6 @@ func Populate(b []byte) {
 		b[i] = 0
 	}
 }
+
+// Advise does nothing where huge pages cannot be asked for.
+func Advise(b []byte) {}

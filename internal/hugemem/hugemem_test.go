@@ -20,3 +20,21 @@ func TestMap(t *testing.T) {
 		t.Error("memory does not keep what was written")
 	}
 }
+
+// TestAdvise: advice on a heap slice, aligned or not, large or tiny, keeps
+// what is written to it.
+func TestAdvise(t *testing.T) {
+	for _, n := range []int{0, 100, 5*Size + 123} {
+		b := make([]byte, n)
+		Advise(b)
+		Advise(b[min(1, n):])
+		for i := range b {
+			b[i] = byte(i)
+		}
+		for i := range b {
+			if b[i] != byte(i) {
+				t.Fatalf("%d bytes: byte %d is %d", n, i, b[i])
+			}
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unsafe"
+
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 )
 
 // The kallsyms tables (scripts/kallsyms.c) sit in .rodata. Their order,
@@ -363,6 +365,7 @@ func expandNames(b []byte, start, n int, tokens *[256][]byte) (symbols, error) {
 		p = q + l
 	}
 	buf := make([]byte, size+8) // the last word may write 7 bytes past the names
+	hugemem.Advise(buf)
 	at := 0
 	for i, p := 0, start; i < n; i++ {
 		l, q := nameLen(b, p)
@@ -378,6 +381,7 @@ func expandNames(b []byte, start, n int, tokens *[256][]byte) (symbols, error) {
 	}
 	// buf is complete and never written again: the string shares it.
 	syms := symbols{names: unsafe.String(unsafe.SliceData(buf), size), ents: make([]symEnt, n)}
+	hugemem.Advise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(syms.ents))), n*int(unsafe.Sizeof(symEnt{}))))
 	at = 0
 	for i, p := 0, start; i < n; i++ {
 		l, q := nameLen(b, p)
