@@ -135,6 +135,9 @@ func TestSparseWriterKeepsContent(t *testing.T) {
 		}
 		rest = rest[n:]
 	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Truncate(w.off); err != nil {
 		t.Fatal(err)
 	}
