@@ -257,7 +257,7 @@ func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, byName *symIndex) e
 		return fmt.Errorf("__ksymtab names spread over %#x-%#x: %w", lo, hi, ErrMismatch)
 	}
 	strs := readPhysLenient(r, phys(lo), int(hi-lo)+ksymNameMax)
-	exported := map[string]uint64{}
+	exported := make(map[string]uint64, len(ents)) // sized: growing it cost more than filling it
 	for _, e := range ents {
 		n := strs[e.name-lo:]
 		if j := bytes.IndexByte(n, 0); j > 0 {
