@@ -13,7 +13,7 @@ func BenchmarkProbeSlide(b *testing.B) {
 	g := bootGuest(b, paging.FourLevel, 0x5000000, 0x1c600000)
 	r := image.NewBytes(g.mem)
 	for b.Loop() {
-		if s, err := probeSlide(paging.New(r, g.cr3, paging.FourLevel), g.l); err != nil || s != g.slide {
+		if s, err := probeSlide(paging.New(r, g.cr3, paging.FourLevel), g.l, slideHint{}); err != nil || s != g.slide {
 			b.Fatal(s, err)
 		}
 	}

@@ -22,6 +22,12 @@ type Options struct {
 	// NoCPUState ignores CPU state recorded in the reader, forcing the
 	// physical scan when CR3 is 0.
 	NoCPUState bool
+	// Slide, when SlideKnown, is the slide the caller was told (by the
+	// guest's VMCOREINFO, through profile.FromMemory): a probe through a
+	// CR3 checks it first and tries every other candidate only if
+	// init_task is not there.
+	Slide      uint64
+	SlideKnown bool
 }
 
 // cpuStater is implemented by readers that carry vCPU registers
@@ -74,10 +80,11 @@ func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 		modes = []paging.Mode{mode}
 	}
 	k := &Kernel{prof: p, r: r}
+	hint := slideHint{opts.Slide, opts.SlideKnown}
 	if cr3 != 0 {
 		var perr error
 		for _, c := range paging.KernelCR3Candidates(cr3) {
-			err := k.bindByProbe(l, c, modes)
+			err := k.bindByProbe(l, c, modes, hint)
 			if err == nil {
 				return k, nil
 			}
@@ -97,11 +104,11 @@ func New(r physmem.Reader, p *profile.Profile, opts Options) (*Kernel, error) {
 	return k, nil
 }
 
-func (k *Kernel) bindByProbe(l layout, cr3 uint64, modes []paging.Mode) error {
+func (k *Kernel) bindByProbe(l layout, cr3 uint64, modes []paging.Mode, hint slideHint) error {
 	var firstErr error
 	for _, m := range modes {
 		tr := paging.New(k.r, cr3, m)
-		slide, err := probeSlide(tr, l)
+		slide, err := probeSlide(tr, l, hint)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

@@ -220,3 +220,16 @@ func TestStaleCR3FallsBackToScan(t *testing.T) {
 	}
 	checkBound(t, k, g, MethodScan)
 }
+
+// TestProbeSlideHint: a right hint is taken, a wrong or malformed one
+// falls back to probing every candidate.
+func TestProbeSlideHint(t *testing.T) {
+	g := bootGuest(t, paging.FourLevel, 0x5000000, 0x1c600000)
+	r := image.NewBytes(g.mem)
+	for _, h := range []slideHint{{g.slide, true}, {g.slide + slideStep, true}, {3, true}, {maxSlide, true}, {}} {
+		s, err := probeSlide(paging.New(r, g.cr3, paging.FourLevel), g.l, h)
+		if err != nil || s != g.slide {
+			t.Errorf("hint %+v: slide %#x, %v; want %#x", h, s, err, g.slide)
+		}
+	}
+}
