@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/vmemtrans/vmemtrans/internal/hugemem"
@@ -333,30 +334,35 @@ func decodeAt(b []byte, numSyms, names, n, markers int, tokens *[256][]byte, tok
 // allocation each, and as many pointers for the collector to follow. The
 // names are checked and measured token by token first, so that string is
 // allocated once and exactly, then written token by token (a token of up
-// to 8 bytes as one word), then cut.
+// to 8 bytes as one word) in two halves side by side.
 func expandNames(b []byte, start, n int, tokens *[256][]byte) (symbols, error) {
-	var tokLen [256]int
-	var word [256]uint64 // the tokens of up to 8 bytes, little-endian
+	var x nameExpander
+	x.tokens = tokens
 	// printable: every byte is; printableTail: every byte after the first
 	var printable, printableTail [256]bool
 	for i, t := range tokens {
-		tokLen[i] = len(t)
+		x.tokLen[i] = len(t)
 		var w [8]byte
 		copy(w[:], t)
-		word[i] = le.Uint64(w[:])
+		x.word[i] = le.Uint64(w[:])
 		printableTail[i] = isPrintable(t[min(1, len(t)):])
 		printable[i] = printableTail[i] && (len(t) == 0 || isPrintable(t[:1]))
 	}
+	half := n / 2
+	var halfP, halfAt int // where name half starts, compressed and expanded
 	size := 0
 	for i, p := 0, start; i < n; i++ {
+		if i == half {
+			halfP, halfAt = p, size
+		}
 		l, q := nameLen(b, p)
 		toks := b[q : q+l]
 		first := tokens[toks[0]]
 		ok := len(first) > 0 && isSymType(first[0]) && printableTail[toks[0]]
-		nameSize := tokLen[toks[0]]
+		nameSize := x.tokLen[toks[0]]
 		for _, t := range toks[1:] {
 			ok = ok && printable[t]
-			nameSize += tokLen[t]
+			nameSize += x.tokLen[t]
 		}
 		if !ok || nameSize < 2 || nameSize > maxNameLen {
 			return symbols{}, badName(i, toks, tokens)
@@ -364,36 +370,46 @@ func expandNames(b []byte, start, n int, tokens *[256][]byte) (symbols, error) {
 		size += nameSize
 		p = q + l
 	}
-	buf := make([]byte, size+8) // the last word may write 7 bytes past the names
-	hugemem.Advise(buf)
-	at := 0
-	for i, p := 0, start; i < n; i++ {
-		l, q := nameLen(b, p)
-		for _, t := range b[q : q+l] {
-			if tokLen[t] <= 8 {
-				le.PutUint64(buf[at:], word[t])
-			} else {
-				copy(buf[at:], tokens[t])
-			}
-			at += tokLen[t]
-		}
-		p = q + l
-	}
+	// Megabytes written once: faulted in by huge pages.
+	x.buf = make([]byte, size+8) // the last word may write 7 bytes past the names
+	hugemem.Advise(x.buf)
+	x.ents = make([]symEnt, n)
+	hugemem.Advise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x.ents))), n*int(unsafe.Sizeof(symEnt{}))))
+	var wg sync.WaitGroup
+	wg.Go(func() { x.expand(b, halfP, halfAt, half, n, len(x.buf)) })
+	x.expand(b, start, 0, 0, half, halfAt)
+	wg.Wait()
 	// buf is complete and never written again: the string shares it.
-	syms := symbols{names: unsafe.String(unsafe.SliceData(buf), size), ents: make([]symEnt, n)}
-	hugemem.Advise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(syms.ents))), n*int(unsafe.Sizeof(symEnt{}))))
-	at = 0
-	for i, p := 0, start; i < n; i++ {
+	return symbols{names: unsafe.String(unsafe.SliceData(x.buf), size), ents: x.ents}, nil
+}
+
+// nameExpander writes names expanded from their tokens, and their entries.
+type nameExpander struct {
+	tokens *[256][]byte
+	tokLen [256]int
+	word   [256]uint64 // the tokens of up to 8 bytes, little-endian
+	buf    []byte
+	ents   []symEnt
+}
+
+// expand writes names [from, to), the first at p in b and at in buf,
+// writing no byte of buf at or past limit.
+func (x *nameExpander) expand(b []byte, p, at, from, to, limit int) {
+	for i := from; i < to; i++ {
 		l, q := nameLen(b, p)
-		end := at
+		name := at
 		for _, t := range b[q : q+l] {
-			end += tokLen[t]
+			if x.tokLen[t] <= 8 && at+8 <= limit {
+				le.PutUint64(x.buf[at:], x.word[t])
+			} else {
+				copy(x.buf[at:], x.tokens[t])
+			}
+			at += x.tokLen[t]
 		}
 		// the name is what follows the type letter
-		syms.ents[i] = symEnt{off: uint32(at + 1), n: uint16(end - at - 1), typ: buf[at]}
-		p, at = q+l, end
+		x.ents[i] = symEnt{off: uint32(name + 1), n: uint16(at - name - 1), typ: x.buf[name]}
+		p = q + l
 	}
-	return syms, nil
 }
 
 func isPrintable(b []byte) bool {
