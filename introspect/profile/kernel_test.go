@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
 )
 
 // The tests below run on a real Debian kernel image: the project fixture
@@ -389,4 +391,31 @@ func fixtureKernel(t testing.TB, dir string) ([]byte, *Profile) {
 		t.Fatalf("%s: %v", dir, e.err)
 	}
 	return e.vmlinux, e.p
+}
+
+// TestFromMemoryLentWithRetries: memory lent whole but every piece first
+// shown wrong and then again, right, gives the same profile as memory
+// read plainly, through VMCOREINFO and through the scan; so does memory
+// lent in small pieces (read by copy).
+func TestFromMemoryLentWithRetries(t *testing.T) {
+	vmlinux, want := realKernel(t)
+	const textPhys, slide = 0x9000000, 0x13e00000
+	mem := guestImage(t, vmlinux, textPhys, slide, 240<<20)
+	for _, vmcoreinfo := range []bool{false, true} {
+		if vmcoreinfo {
+			putVmcoreinfo(t, mem, 0x1234000, vmlinux, textPhys, slide)
+		}
+		for name, r := range map[string]physmem.Reader{
+			"retried": &physmemtest.Choppy{R: image.NewBytes(mem), Max: 1 << 30, RetryEvery: 1, Seed: 3},
+			"pieces":  &physmemtest.Choppy{R: image.NewBytes(mem), Max: 100000, Seed: 4},
+		} {
+			got, info, err := FromMemory(r, MemoryOptions{})
+			if err != nil {
+				t.Fatalf("%s (vmcoreinfo %v): %v", name, vmcoreinfo, err)
+			}
+			if !got.Equal(want) || info.Slide != slide || info.TextPhys != textPhys {
+				t.Errorf("%s (vmcoreinfo %v): source %s, slide %#x, text %#x, same profile %v", name, vmcoreinfo, info.Source, info.Slide, info.TextPhys, got.Equal(want))
+			}
+		}
+	}
 }

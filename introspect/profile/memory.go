@@ -235,35 +235,45 @@ func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, byName *symIndex) e
 	phys := func(va uint64) uint64 { return textPhys + va - text }
 	type entry struct{ val, name uint64 }
 	var ents []entry
-	lo, hi := ^uint64(0), uint64(0)
+	// Both tables and the names are read where they lie (when r lends them).
 	for _, sec := range []string{"__ksymtab", "__ksymtab_gpl"} {
 		start, stop := at("__start_"+sec), at("__stop_"+sec)
 		if start == 0 || stop <= start || stop-start > 16<<20 {
 			continue
 		}
-		d := readPhysLenient(r, phys(start), int(stop-start))
-		for i := 0; i+12 <= len(d); i += 12 {
-			ent := start + uint64(i)
-			e := entry{ent + uint64(int64(int32(le.Uint32(d[i:])))), ent + 4 + uint64(int64(int32(le.Uint32(d[i+4:]))))}
-			ents = append(ents, e)
-			lo, hi = min(lo, e.name), max(hi, e.name)
-		}
+		ents = slices.Grow(ents, int(stop-start)/12)
+		before := len(ents)
+		_ = withPhys(r, phys(start), int(stop-start), func(d []byte) error {
+			ents = ents[:before]
+			for i := 0; i+12 <= len(d); i += 12 {
+				ent := start + uint64(i)
+				ents = append(ents, entry{ent + uint64(int64(int32(le.Uint32(d[i:])))), ent + 4 + uint64(int64(int32(le.Uint32(d[i+4:]))))})
+			}
+			return nil
+		})
 	}
 	if len(ents) == 0 {
 		return nil
+	}
+	lo, hi := ^uint64(0), uint64(0)
+	for _, e := range ents {
+		lo, hi = min(lo, e.name), max(hi, e.name)
 	}
 	// the names sit together in __ksymtab_strings
 	if hi-lo > 16<<20 || lo < text {
 		return fmt.Errorf("__ksymtab names spread over %#x-%#x: %w", lo, hi, ErrMismatch)
 	}
-	strs := readPhysLenient(r, phys(lo), int(hi-lo)+ksymNameMax)
 	exported := make(map[string]uint64, len(ents)) // sized: growing it cost more than filling it
-	for _, e := range ents {
-		n := strs[e.name-lo:]
-		if j := bytes.IndexByte(n, 0); j > 0 {
-			exported[string(n[:j])] = e.val
+	_ = withPhys(r, phys(lo), int(hi-lo)+ksymNameMax, func(strs []byte) error {
+		clear(exported)
+		for _, e := range ents {
+			n := strs[e.name-lo:]
+			if j := bytes.IndexByte(n, 0); j > 0 {
+				exported[string(n[:j])] = e.val
+			}
 		}
-	}
+		return nil
+	})
 	return checkAgainstKsymtab(byName, exported)
 }
 

@@ -109,9 +109,10 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 	if hi-lo > kallsymsBefore+kallsymsAfter || pa(hi) > r.Size() || pa(lo) > pa(hi) {
 		return nil, 0, 0, fmt.Errorf("kallsyms tables %#x-%#x do not fit in memory", lo, hi)
 	}
-	t := &kallsymsTables{markers: -1, baseAt: -1, kind: kind, anchored: true}
 	// The tables are decoded where they lie (when r lends them).
+	t := new(kallsymsTables)
 	err = withPhys(r, pa(lo), int(hi-lo), func(win []byte) error {
+		*t = kallsymsTables{markers: -1, baseAt: -1, kind: kind, anchored: true}
 		return decodeVmcoreinfoTables(win, t, lo, va, baseVA, n)
 	})
 	if err != nil {
