@@ -263,18 +263,21 @@ func checkKsymtabInMemory(r physmem.Reader, textPhys uint64, byName *symIndex) e
 	if hi-lo > 16<<20 || lo < text {
 		return fmt.Errorf("__ksymtab names spread over %#x-%#x: %w", lo, hi, ErrMismatch)
 	}
-	exported := make(map[string]uint64, len(ents)) // sized: growing it cost more than filling it
+	// Each name is looked up where it lies: a map of the 30,000 names
+	// (a string each) cost more than the lookups. A kernel exports a name
+	// once (modpost refuses a second), so each entry is one name.
+	var t ksymtabTally
 	_ = withPhys(r, phys(lo), int(hi-lo)+ksymNameMax, func(strs []byte) error {
-		clear(exported)
+		t = ksymtabTally{}
 		for _, e := range ents {
 			n := strs[e.name-lo:]
 			if j := bytes.IndexByte(n, 0); j > 0 {
-				exported[string(n[:j])] = e.val
+				t.add(byName.hasAt(n[:j], e.val))
 			}
 		}
 		return nil
 	})
-	return checkAgainstKsymtab(byName, exported)
+	return t.err()
 }
 
 // ksymNameMax is KSYM_NAME_LEN, the longest symbol name.

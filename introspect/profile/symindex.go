@@ -43,6 +43,22 @@ func (x *symIndex) each(name string, f func(e symEnt) bool) {
 	}
 }
 
+// hasAt reports whether some entry is named name (in bytes, read in place
+// from memory: the same hash, no string made) and whether one of those
+// is at addr.
+func (x *symIndex) hasAt(name []byte, addr uint64) (named, at bool) {
+	h := maphash.Bytes(x.seed, name) & x.mask
+	for ; x.slots[h] != 0; h = (h + 1) & x.mask {
+		if e := x.syms.ents[x.slots[h]-1]; int(e.n) == len(name) && x.syms.name(e) == string(name) {
+			named = true
+			if e.addr == addr {
+				return true, true
+			}
+		}
+	}
+	return named, false
+}
+
 // first is the address of the first entry named name.
 func (x *symIndex) first(name string) (addr uint64, ok bool) {
 	x.each(name, func(e symEnt) bool {

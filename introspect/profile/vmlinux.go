@@ -52,27 +52,33 @@ func FromVmlinux(b []byte) (*Profile, error) {
 	return newProfile(release, ks.syms, byName, parse, func() error { return checkAgainstKsymtab(byName, exported) })
 }
 
-// checkAgainstKsymtab checks the decoded symbols against the export table:
-// an exported name is checked if kallsyms has it, and agrees if any of its
-// addresses (names repeat) is the exported one. Only the exported names
-// are looked up, a tenth of the symbols.
+// checkAgainstKsymtab checks the decoded symbols against the export table
+// (see ksymtabTally).
 func checkAgainstKsymtab(byName *symIndex, exported map[string]uint64) error {
-	checked, agree := 0, 0
+	var t ksymtabTally
 	for name, want := range exported {
-		found, same := false, false
-		byName.each(name, func(e symEnt) bool {
-			found, same = true, e.addr == want
-			return !same
-		})
-		if found {
-			checked++
-		}
-		if same {
-			agree++
-		}
+		t.add(byName.hasAt([]byte(name), want))
 	}
-	if checked == 0 || float64(agree) < minKsymtabAgreement*float64(checked) {
-		return fmt.Errorf("%d of %d exported symbols agree: %w", agree, checked, ErrMismatch)
+	return t.err()
+}
+
+// ksymtabTally counts the exported names that kallsyms has and those that
+// agree, any of their addresses (names repeat) being the exported one.
+// Only the exported names are looked up, a tenth of the symbols.
+type ksymtabTally struct{ checked, agree int }
+
+func (t *ksymtabTally) add(named, agrees bool) {
+	if named {
+		t.checked++
+	}
+	if agrees {
+		t.agree++
+	}
+}
+
+func (t *ksymtabTally) err() error {
+	if t.checked == 0 || float64(t.agree) < minKsymtabAgreement*float64(t.checked) {
+		return fmt.Errorf("%d of %d exported symbols agree: %w", t.agree, t.checked, ErrMismatch)
 	}
 	return nil
 }
