@@ -17,7 +17,11 @@
 //     guest's VMCOREINFO says they are (Linux 6.0+), else by the token
 //     table's signature, whichever one scan meets first. Symbols there are
 //     already relocated; they are brought back to link addresses and the
-//     virtual KASLR slide that was removed is reported.
+//     virtual KASLR slide that was removed is reported. While kallsyms
+//     decode, the BTF is guessed (the first vmlinux-sized blob after the
+//     token table), parsed and its task_struct built on a second
+//     goroutine; the guess is kept only if it is the blob __start_BTF
+//     points at. Both are read where they lie when the reader lends.
 //
 // Every kallsyms layout the kernel has used decodes: absolute addresses,
 // base-relative offsets (with or without absolute per-CPU symbols, before

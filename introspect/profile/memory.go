@@ -70,7 +70,19 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 		textLink = DefaultTextLink
 	}
 	var info MemoryInfo
-	ks, err := scanKallsyms(r, textLink, &info)
+	// The BTF is guessed and parsed beside the kallsyms decode; the
+	// guess reads r, so it ends before FromMemory returns.
+	var early *btfAhead
+	defer func() {
+		if early != nil {
+			<-early.done
+		}
+	}()
+	ks, err := scanKallsyms(r, textLink, &info, func(tokPhys uint64) {
+		if early == nil {
+			early = startBTFAhead(r, tokPhys)
+		}
+	})
 	if err != nil {
 		return nil, info, err
 	}
@@ -130,6 +142,11 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	// needs the other, so they run side by side.
 	byName := newSymIndex(syms)
 	parse := func() (ty *types, sum [sha256.Size]byte, err error) {
+		if early != nil {
+			if ty, sum, ok := early.at(info.BTFPhys, info.BTFSize); ok {
+				return ty, sum, nil
+			}
+		}
 		// parsed where it lies: the parser keeps its own copy
 		err = withPhys(r, info.BTFPhys, info.BTFSize, func(raw []byte) (err error) {
 			ty, sum, err = parseBTF(raw)
@@ -152,7 +169,7 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 // table found by its signature. A scan window has no known virtual
 // address, so 7.x's entry-relative addresses found that way come back
 // unanchored; VMCOREINFO's come with their addresses and the slide.
-func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo) (*kallsymsTables, error) {
+func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo, found func(tokPhys uint64)) (*kallsymsTables, error) {
 	var ks *kallsymsTables
 	var rej rejections
 	unknownVA := func(int) (uint64, bool) { return 0, false }
@@ -165,6 +182,9 @@ func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo) (*kallsym
 				return true
 			}
 			seen[key] = true
+			if tok, ok := v.physOf("kallsyms_token_table"); ok {
+				found(tok)
+			}
 			t, tokPhys, slide, err := kallsymsFromVmcoreinfo(r, v, textLink)
 			if err != nil {
 				rej.addf("vmcoreinfo at %#x: %v", hit, err)
@@ -183,6 +203,7 @@ func scanKallsyms(r physmem.Reader, textLink uint64, info *MemoryInfo) (*kallsym
 			rej.add(hit, err)
 			return true
 		}
+		found(hit)
 		start := uint64(0)
 		if hit > kallsymsBefore {
 			start = (hit - kallsymsBefore) &^ 4095

@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,10 +17,11 @@ type types struct {
 }
 
 // loadTypes parses a raw BTF blob (the .BTF section, or the same bytes in
-// guest memory). btf.LoadSpec wants an ELF with a symbol table, which the
-// stripped vmlinux lacks, so the raw reader is used.
+// guest memory, which may be lent: the library keeps its own copy). The
+// blob goes to the library as the section of a minimal ELF (btfELF), which
+// it copies once.
 func loadTypes(raw []byte) (*types, error) {
-	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	spec, err := btf.LoadSpecFromReader(newBTFELF(raw))
 	if err != nil {
 		return nil, fmt.Errorf("parse btf: %w: %w", ErrBTF, err)
 	}

@@ -53,6 +53,17 @@ func (v vmcoreinfo) symbol(name string) (uint64, bool) {
 	return x, err == nil
 }
 
+// physOf is the physical address of the kernel image symbol name, by
+// the image's physical base.
+func (v vmcoreinfo) physOf(name string) (uint64, bool) {
+	a, ok := v.symbol(name)
+	physBase, err := strconv.ParseInt(v["NUMBER(phys_base)"], 10, 64)
+	if !ok || err != nil || a < KernelMapBase {
+		return 0, false
+	}
+	return a - KernelMapBase + uint64(physBase), true
+}
+
 // kallsymsFromVmcoreinfo decodes the kallsyms tables where VMCOREINFO puts
 // them. It returns the tables (anchored: runtime addresses), the physical
 // address of the token table and the KASLR slide.

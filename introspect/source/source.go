@@ -101,18 +101,21 @@ func Open(ctx context.Context, sp Spec) (*Source, error) {
 	}
 	t0 := time.Now()
 	var prof *profile.Profile
+	var info profile.MemoryInfo
 	if sp.Vmlinuz != "" {
 		if prof, err = profile.FromVmlinuz(sp.Vmlinuz); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("kernel profile from %s: %w (is it the guest's own kernel image?)", sp.Vmlinuz, err)
 		}
-	} else if prof, _, err = profile.FromMemory(r, profile.MemoryOptions{}); err != nil {
+	} else if prof, info, err = profile.FromMemory(r, profile.MemoryOptions{}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("kernel profile from guest memory: %w (is this the memory of a Linux x86-64 guest? the guest's kernel image (vmlinuz) may help)", err)
 	}
 	s.ProfileTime = time.Since(t0)
 	sp.Log.Debug().Str("release", prof.Release()).Int("symbols", prof.SymbolCount()).Dur("took", s.ProfileTime).Msg("kernel profile")
-	var opt kernel.Options
+	// The slide the guest stated (VMCOREINFO) or its kallsyms imply is
+	// checked first; kernel.New probes every other one only if it is wrong.
+	opt := kernel.Options{Slide: info.Slide, SlideKnown: info.SlideKnown}
 	if cpu != nil {
 		opt.CR3, opt.Mode = cpu.CR3, paging.ModeFromCR4(cpu.CR4)
 	}
