@@ -1,12 +1,14 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/introspect/paging"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/profile"
+	"github.com/vmemtrans/vmemtrans/introspect/source"
 )
 
 // End-to-end tests of the Linux walkers and IDS checks on the committed
@@ -671,5 +674,43 @@ func TestFixturePagingMode(t *testing.T) {
 				t.Errorf("without registers: %d-level, slide %#x; want %d, %#x", m, scanned.Slide(), want, k.Slide())
 			}
 		})
+	}
+}
+
+// BenchmarkFixturePsGenerations is ps from the compressed dump alone, as
+// `vmemtrans ps --image` runs it (decompress, profile from memory, bind,
+// walk), on every kernel generation's clean fixture in turn within each
+// op, so the machine's noise falls on all alike. It reports each
+// generation's median milliseconds and its ratio to 6.1's (issue: a newer
+// kernel costs no more than 6.1).
+func BenchmarkFixturePsGenerations(b *testing.B) {
+	gens := fixtureGens(b)
+	times := make([][]time.Duration, len(gens))
+	for b.Loop() {
+		for i, g := range gens {
+			t0 := time.Now()
+			s, err := source.Open(context.Background(), source.Spec{Image: fixturePath(g.clean, "memory.elf.zst")})
+			if err != nil {
+				b.Fatalf("%s: %v", g.clean, err)
+			}
+			if _, err := linux.Tasks(s.Kernel, linux.Options{}); err != nil {
+				b.Fatalf("%s: %v", g.clean, err)
+			}
+			s.Close()
+			times[i] = append(times[i], time.Since(t0))
+		}
+	}
+	median := func(d []time.Duration) float64 {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / float64(time.Millisecond)
+	}
+	base := median(times[0])
+	for i, g := range gens {
+		m := median(times[i])
+		b.ReportMetric(m, g.gen+"-ms")
+		if i > 0 {
+			b.ReportMetric(m/base, g.gen+"/6.1")
+		}
 	}
 }
