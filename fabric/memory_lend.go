@@ -14,9 +14,13 @@ var _ physmem.Lender = (*Memory)(nil)
 // their words are loaded together, and the pages it cannot show in place
 // are read in one ReadPhys (one transport batch per sub-host, which the
 // transport pipelines). Rounds start at lendFirstPages and double, so the
-// first search starts early and the fetches of later rounds stream.
+// first search starts early and the fetches of later rounds stream. The
+// two round buffers are the memory a one-shot scan writes fresh: on a host
+// that backs memory lazily that costs more than the rounds it saves
+// (4 MiB rounds: a one-shot scan by proxy 0.066 s to 0.052 s, against
+// 16 MiB).
 const (
-	lendPages      = 4096
+	lendPages      = 1024
 	lendFirstPages = 256
 )
 
