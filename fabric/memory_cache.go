@@ -172,34 +172,52 @@ func (c *pageCache) keepHeld(first GFN, words []Word, kinds []uint8, held, miss 
 
 // lendRun shows the pages cached for frames first, first+1, ... under
 // words to fn in place, in order, under one hold of the read lock, so no
-// put can reuse a page meanwhile. It stops at the first frame the cache
-// holds no fresh page for (next is its index, or len(words) when all were
-// shown) or when fn says stop (more false). The words were loaded no
-// earlier than loaded, which counts as an observation of each.
-func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i int, page []byte) bool) (next int, more bool) {
+// put can reuse a page meanwhile. Frames whose pages lie one after another
+// in cache memory (as a scan's fills put them) are shown together: fn gets
+// frames i to i+n-1 in pages, n pages long. It stops at the first frame
+// the cache holds no fresh page for (next is its index, or len(words) when
+// all were shown) or when fn says stop (more false). The words were loaded
+// no earlier than loaded, which counts as an observation of each.
+func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i, n int, pages []byte) bool) (next int, more bool) {
 	now := c.now()
 	c.touch(now)
+	at := c.at(loaded)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	runFrom, runSlot, runLen := 0, int32(0), 0
+	flush := func() bool {
+		if runLen == 0 {
+			return true
+		}
+		off := int(runSlot) * PageSize
+		ok := fn(runFrom, runLen, c.mem[off:off+runLen*PageSize:off+runLen*PageSize])
+		runLen = 0
+		return ok
+	}
 	for i, w := range words {
 		k, found := c.index[first+GFN(i)]
 		if !found {
-			return i, true
+			return i, flush()
 		}
 		e := &c.ents[k]
 		seen := e.seen.Load()
 		if e.word != w || !fresh(seen, now) {
-			return i, true
+			return i, flush()
 		}
 		e.ref.Store(true)
-		if at := c.at(loaded); at > seen {
+		if at > seen {
 			e.seen.CompareAndSwap(seen, at)
 		}
-		if !fn(i, c.page(int(k))) {
-			return i + 1, false
+		if runLen > 0 && k == runSlot+int32(runLen) {
+			runLen++
+			continue
 		}
+		if !flush() {
+			return i, false
+		}
+		runFrom, runSlot, runLen = i, k, 1
 	}
-	return len(words), true
+	return len(words), flush()
 }
 
 // put caches page as the content of g under w, verified by an observation

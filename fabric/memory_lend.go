@@ -314,11 +314,12 @@ func (m *Memory) lendCached(lr *lendRound, a, stop uint64, k, j int, visit func(
 	first := GFNOf(a)
 	for k < j {
 		var hits uint64
-		next, more := m.cache.lendRun(first+GFN(k), lr.words[k:j], lr.loaded, func(i int, page []byte) bool {
-			lo, hi := pageSpan(a, stop, k+i)
+		next, more := m.cache.lendRun(first+GFN(k), lr.words[k:j], lr.loaded, func(i, n int, pages []byte) bool {
+			lo, _ := pageSpan(a, stop, k+i)
+			_, hi := pageSpan(a, stop, k+i+n-1)
 			off := lo & (PageSize - 1)
-			hits++
-			return visit(physmem.Segment{Addr: lo, Len: hi - lo, Data: page[off : off+(hi-lo)]})
+			hits += uint64(n)
+			return visit(physmem.Segment{Addr: lo, Len: hi - lo, Data: pages[off : off+(hi-lo)]})
 		})
 		m.stats.hits.Add(hits)
 		if !more {

@@ -773,3 +773,45 @@ func TestMemoryNextDataSkipsNeverWritten(t *testing.T) {
 		t.Errorf("NextData after a write = %#x, %#x, %v; want the written frame", s, e, ok)
 	}
 }
+
+// TestMemoryLendCachedRuns lends a VM whose pages are all remote: the first
+// lend fills the cache in frame order, so the second shows the whole run
+// of cached frames as one segment from cache memory (not a page at a
+// time), right, and counts every page a hit.
+func TestMemoryLendCachedRuns(t *testing.T) {
+	const pages = 512
+	content := stampedContent(pages)
+	vm := newFakeVM(t, content, 1, pages)
+	for g := range pages {
+		if err := vm.pageOut(fabric.GFN(g), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := vm.memory(t, fabric.MemoryConfig{Method: fabric.MethodAdaptive})
+	if got, bad, err := lendChecked(m, 0, pages*4096); err != nil || bad != 0 || got != pages {
+		t.Fatalf("first lend: %d pages, %d wrong, %v", got, bad, err)
+	}
+	before := m.Stats()
+	segments, cachedPages := 0, 0
+	if err := m.LendPhys(0, pages*4096, func(s physmem.Segment) bool {
+		segments++
+		for off := uint64(0); off < s.Len; off += 4096 {
+			if err := checkPage(s.Data[off:off+4096], fabric.GFNOf(s.Addr+off)); err != nil {
+				t.Errorf("segment %#x+%d: %v", s.Addr, s.Len, err)
+				return false
+			}
+			cachedPages++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := m.Stats()
+	if s.RemotePagesFetched != before.RemotePagesFetched || s.CacheHits-before.CacheHits != pages || cachedPages != pages {
+		t.Errorf("second lend fetched %d, hit %d, showed %d pages: want 0, %d, %d", s.RemotePagesFetched-before.RemotePagesFetched, s.CacheHits-before.CacheHits, cachedPages, pages, pages)
+	}
+	// one segment per lend round at most (rounds start at 256 pages)
+	if segments > 2 {
+		t.Errorf("%d cached frames shown in %d segments, want them run together", pages, segments)
+	}
+}
