@@ -43,9 +43,10 @@
 //
 // Memory is also a physmem.Lender: LendPhys shows memory in place, without
 // copying it, for scans. It walks its range in rounds (256 pages, doubling
-// to 4096): a round loads the words of its pages, shows local ones straight
+// to 1024): a round loads the words of its pages, shows local ones straight
 // from the view and adaptive cache hits straight from the cache (under the
-// cache's read lock, so no insert reuses them meanwhile), shows frames never
+// cache's read lock, so no insert reuses them meanwhile; frames whose pages
+// lie one after another in the cache are one segment), shows frames never
 // written as Zero segments (a local word with no page in guest RAM, the
 // word unchanged across the residency query), and reads the rest with one
 // ReadPhys. The next round is classified and read while the caller
