@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/vmemtrans/vmemtrans/introspect/image"
+	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
 )
 
@@ -94,10 +95,17 @@ func TestBTFAheadGuess(t *testing.T) {
 		t.Errorf("a blob at %#x was taken for the one at %#x (guess at %#x)", decoy, info.BTFPhys, ahead.phys)
 	}
 
-	// pieces smaller than the blob: no guess, nothing wrong
-	ahead = startBTFAhead(&physmemtest.Choppy{R: image.NewBytes(mem), Max: 100000, Seed: 5}, info.KallsymsPhys)
-	if _, _, ok := ahead.at(info.BTFPhys, info.BTFSize); ok {
-		t.Error("a blob lent in pieces was guessed")
+	// pieces smaller than the blob (a split VM lends in rounds): the
+	// search stops at the header and the blob is read after the lend
+	lent := &countingLender{Lender: &physmemtest.Choppy{R: image.NewBytes(mem), Max: 100000, Seed: 5}}
+	ahead = startBTFAhead(lent, info.KallsymsPhys)
+	if ty, _, ok := ahead.at(info.BTFPhys, info.BTFSize); !ok {
+		t.Errorf("a blob lent in pieces was not guessed (found %#x+%d: %v)", ahead.phys, ahead.size, ahead.err)
+	} else if got, _ := ty.offset("task_struct", "comm"); got != wantComm {
+		t.Errorf("guess from pieces: task_struct.comm at %d, want %d", got, wantComm)
+	}
+	if limit := info.BTFPhys - info.KallsymsPhys + 100000; lent.bytes > limit {
+		t.Errorf("the guess lent %d bytes past the token table, want at most %d (up to the header's piece)", lent.bytes, limit)
 	}
 	// every segment shown wrong first (shifted by a byte): whatever is
 	// guessed from a wrong showing is not taken
@@ -109,4 +117,17 @@ func TestBTFAheadGuess(t *testing.T) {
 			}
 		}
 	}
+}
+
+// countingLender counts the bytes its lender shows.
+type countingLender struct {
+	physmem.Lender
+	bytes uint64
+}
+
+func (c *countingLender) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) error {
+	return c.Lender.LendPhys(addr, n, func(s physmem.Segment) bool {
+		c.bytes += s.Len
+		return visit(s)
+	})
 }

@@ -9,8 +9,9 @@ import (
 
 // btfAheadWindow is how far past the kallsyms token table the vmlinux BTF
 // is looked for: the linker puts .BTF after .rodata, which holds kallsyms
-// (4 MiB further on 7.x, 1.6 MiB on 6.1).
-const btfAheadWindow = 64 << 20
+// (4 MiB further on 7.x, 1.6 MiB on 6.1). It bounds what a guess that
+// finds nothing reads for nothing.
+const btfAheadWindow = 16 << 20
 
 // minVmlinuxBTF tells the kernel's own BTF from a module's, which is a
 // few KiB of split BTF: a vmlinux blob is megabytes.
@@ -47,32 +48,50 @@ func startBTFAhead(r physmem.Reader, from uint64) *btfAhead {
 	}
 	go func() {
 		defer close(a.done)
+		// The first vmlinux-sized header ends the search. A blob that
+		// lies whole in the segment is parsed there; one in pieces (a
+		// split VM lends in rounds) is read after the lend.
+		var inPieces bool
 		n := min(uint64(btfAheadWindow), r.Size()-from)
 		_ = l.LendPhys(from, n, func(s physmem.Segment) bool {
 			if s.Retry {
-				a.ty, a.size = nil, 0
+				a.ty, a.size, inPieces = nil, 0, false
 			}
 			if s.Err != nil || s.Zero {
 				return true
 			}
-			for off := 0; ; {
+			for off := 0; ; off++ {
 				i := bytes.Index(s.Data[off:], btfMagic)
 				if i < 0 {
 					return true
 				}
 				off += i
-				total, err := btfBlobLen(s.Data[off:])
-				if err != nil || total < minVmlinuxBTF || off+total > len(s.Data) {
-					off++
+				total, err := btfDeclaredLen(s.Data[off:])
+				if err != nil || total < minVmlinuxBTF {
 					continue
 				}
-				// Parsed here, in the segment: the parser keeps its own copy.
-				raw := s.Data[off : off+total]
 				a.phys, a.size = s.Addr+uint64(off), total
-				a.ty, a.sum, a.err = parseBTF(raw)
+				if off+total > len(s.Data) {
+					inPieces = true
+					return false
+				}
+				// Parsed here, in the segment: the parser keeps its own copy.
+				if _, err := btfBlobLen(s.Data[off:]); err != nil {
+					a.err = err
+					return false
+				}
+				a.ty, a.sum, a.err = parseBTF(s.Data[off : off+total])
 				return false
 			}
 		})
+		if inPieces && a.size > 0 {
+			a.err = withPhys(r, a.phys, a.size, func(raw []byte) (err error) {
+				if _, err = btfBlobLen(raw); err == nil {
+					a.ty, a.sum, err = parseBTF(raw)
+				}
+				return err
+			})
+		}
 		if a.ty != nil && a.err == nil {
 			for _, name := range introspectedTypes {
 				_, _ = a.ty.lookup(name)

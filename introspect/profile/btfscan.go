@@ -19,6 +19,24 @@ const (
 // of the whole blob (header, types and strings). The type section must start
 // the data and the string section follow it, as pahole writes them.
 func btfBlobLen(b []byte) (int, error) {
+	n, err := btfDeclaredLen(b)
+	if err != nil {
+		return 0, err
+	}
+	total, strOff := uint64(n), uint64(le.Uint32(b[16:]))
+	if total > uint64(len(b)) {
+		return 0, fmt.Errorf("btf blob of %d bytes exceeds %d available: %w", total, len(b), ErrBTF)
+	}
+	str := b[btfHeaderLen+strOff : total]
+	if str[0] != 0 || str[len(str)-1] != 0 {
+		return 0, fmt.Errorf("btf string section not NUL-delimited: %w", ErrBTF)
+	}
+	return int(total), nil
+}
+
+// btfDeclaredLen checks the BTF header at the start of b (only the header
+// need be there) and returns the length of the blob it declares.
+func btfDeclaredLen(b []byte) (int, error) {
 	if len(b) < btfHeaderLen || !bytes.HasPrefix(b, btfMagic) {
 		return 0, fmt.Errorf("btf header magic: %w", ErrBTF)
 	}
@@ -33,12 +51,8 @@ func btfBlobLen(b []byte) (int, error) {
 		return 0, fmt.Errorf("btf string section at %d of %d bytes: %w", strOff, strLen, ErrBTF)
 	}
 	total := btfHeaderLen + strOff + strLen
-	if total > maxBTF || total > uint64(len(b)) {
-		return 0, fmt.Errorf("btf blob of %d bytes exceeds %d available: %w", total, len(b), ErrBTF)
-	}
-	str := b[btfHeaderLen+strOff : total]
-	if str[0] != 0 || str[len(str)-1] != 0 {
-		return 0, fmt.Errorf("btf string section not NUL-delimited: %w", ErrBTF)
+	if total > maxBTF {
+		return 0, fmt.Errorf("btf blob of %d bytes exceeds %d: %w", total, maxBTF, ErrBTF)
 	}
 	return int(total), nil
 }

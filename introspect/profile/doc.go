@@ -19,9 +19,10 @@
 //     already relocated; they are brought back to link addresses and the
 //     virtual KASLR slide that was removed is reported. While kallsyms
 //     decode, the BTF is guessed (the first vmlinux-sized blob after the
-//     token table), parsed and its task_struct built on a second
-//     goroutine; the guess is kept only if it is the blob __start_BTF
-//     points at. Both are read where they lie when the reader lends.
+//     token table, within 16 MiB; the search stops at the first such
+//     header), parsed and its task_struct built on a second goroutine; the
+//     guess is kept only if it is the blob __start_BTF points at. Both are
+//     read where they lie when the reader lends them whole.
 //
 // Every kallsyms layout the kernel has used decodes: absolute addresses,
 // base-relative offsets (with or without absolute per-CPU symbols, before
