@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"runtime"
+
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 )
 
 // btfELF presents a raw BTF blob as the .BTF section of a minimal ELF
@@ -71,6 +73,9 @@ func newBTFELF(blob []byte) *btfELF {
 
 // ReadAt reads the object as if it were one byte slice.
 func (e *btfELF) ReadAt(p []byte, off int64) (int, error) {
+	// p is the library's fresh copy of the section, megabytes written
+	// once: faulted in by huge pages, not 4 KiB ones.
+	hugemem.Advise(p)
 	n := 0
 	for _, part := range [][]byte{e.head, e.blob, e.tail} {
 		if off >= int64(len(part)) {
