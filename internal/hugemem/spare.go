@@ -9,6 +9,18 @@ type Buffer struct {
 	release func()
 }
 
+// Alloc returns n bytes from Map, or from the Go heap where Map fails.
+func Alloc(n int) Buffer {
+	b, release, err := Map(n)
+	if err != nil {
+		return Buffer{B: make([]byte, n), release: func() {}}
+	}
+	return Buffer{B: b, release: release}
+}
+
+// Release gives the memory back; b.B must not be used after.
+func (b Buffer) Release() { b.release() }
+
 // Spare keeps up to Max buffers between uses: a fresh buffer costs a page
 // fault per page it is written over (in a VM whose host backs memory
 // lazily, 6-13 µs a 4 KiB page), and a sync.Pool would drop them at every
@@ -33,11 +45,7 @@ func (s *Spare) Get(n int) Buffer {
 		}
 	}
 	s.mu.Unlock()
-	b, release, err := Map(n)
-	if err != nil {
-		return Buffer{B: make([]byte, n), release: func() {}}
-	}
-	return Buffer{B: b, release: release}
+	return Alloc(n)
 }
 
 // Put keeps b for a later Get, or releases it when Max are kept or the

@@ -73,14 +73,14 @@ func (w *sparseWriter) Close() error {
 
 // pwriter writes batches of runs to a file on its own goroutine.
 type pwriter struct {
-	f       *os.File
-	free    chan *pwriteBatch
-	full    chan *pwriteBatch
-	cur     *pwriteBatch
-	done    chan struct{}
-	release func()
-	mu      sync.Mutex
-	err     error // the first write that failed
+	f    *os.File
+	free chan *pwriteBatch
+	full chan *pwriteBatch
+	cur  *pwriteBatch
+	done chan struct{}
+	mem  hugemem.Buffer // the batches' memory
+	mu   sync.Mutex
+	err  error // the first write that failed
 }
 
 // pwriteBatch is buffered bytes and the file offsets of its runs.
@@ -105,11 +105,8 @@ func newPwriter(f *os.File) *pwriter {
 	w := &pwriter{f: f, free: make(chan *pwriteBatch, pwriteBuffers), full: make(chan *pwriteBatch, pwriteBuffers), done: make(chan struct{})}
 	// Outside the Go heap, in huge pages: 8 MiB of fresh 4 KiB pages
 	// would cost more to fault in than the writes it saves.
-	mem, release, err := hugemem.Map(pwriteBuffers * pwriteBatchSize)
-	if err != nil {
-		mem, release = make([]byte, pwriteBuffers*pwriteBatchSize), func() {}
-	}
-	w.release = release
+	w.mem = hugemem.Alloc(pwriteBuffers * pwriteBatchSize)
+	mem := w.mem.B
 	for i := range pwriteBuffers {
 		w.free <- &pwriteBatch{buf: mem[i*pwriteBatchSize : i*pwriteBatchSize : (i+1)*pwriteBatchSize]}
 	}
@@ -173,6 +170,6 @@ func (w *pwriter) close() error {
 	w.cur = nil
 	close(w.full)
 	<-w.done
-	w.release()
+	w.mem.Release()
 	return w.failed()
 }

@@ -54,8 +54,8 @@ func startBTFAhead(r physmem.Reader, from uint64) *btfAhead {
 		var inPieces bool
 		n := min(uint64(btfAheadWindow), r.Size()-from)
 		_ = l.LendPhys(from, n, func(s physmem.Segment) bool {
-			if s.Retry {
-				a.ty, a.size, inPieces = nil, 0, false
+			if s.Retry { // what the first showing gave is void
+				a.ty, a.err, a.phys, a.size, inPieces = nil, nil, 0, 0, false
 			}
 			if s.Err != nil || s.Zero {
 				return true

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"debug/elf"
 	"encoding/binary"
 	"io"
 	"runtime"
@@ -18,56 +19,40 @@ type btfELF struct {
 	head, blob, tail []byte
 }
 
-const (
-	elfHeaderLen  = 64
-	elfSectionLen = 64
-	elfSymLen     = 24
-)
-
 // sectionNames is .shstrtab: the names of sections 1 to 4 at offsets 1,
 // 6, 14 and 22.
 var sectionNames = []byte("\x00.BTF\x00.symtab\x00.strtab\x00.shstrtab\x00")
 
+// newBTFELF lays out: the ELF header, the blob (.BTF), padding to 8, the
+// null symbol (.symtab), an empty string (.strtab), .shstrtab, padding,
+// and the five section headers.
 func newBTFELF(blob []byte) *btfELF {
-	le := binary.LittleEndian
-	pad := (8 - len(blob)%8) % 8
-	symOff := elfHeaderLen + len(blob) + pad
-	strOff := symOff + elfSymLen
+	ehdrLen, shdrLen, symLen := binary.Size(elf.Header64{}), binary.Size(elf.Section64{}), binary.Size(elf.Sym64{})
+	symOff := (ehdrLen + len(blob) + 7) &^ 7
+	strOff := symOff + symLen
 	shstrOff := strOff + 1
 	shOff := (shstrOff + len(sectionNames) + 7) &^ 7
 
-	head := make([]byte, elfHeaderLen)
-	copy(head, "\x7fELF")
-	head[4], head[5], head[6] = 2, 1, 1 // 64-bit, little-endian, version 1
-	le.PutUint16(head[16:], 1)          // ET_REL
-	le.PutUint16(head[18:], 62)         // EM_X86_64
-	le.PutUint32(head[20:], 1)
-	le.PutUint64(head[40:], uint64(shOff))
-	le.PutUint16(head[52:], elfHeaderLen)
-	le.PutUint16(head[58:], elfSectionLen)
-	le.PutUint16(head[60:], 5) // null, .BTF, .symtab, .strtab, .shstrtab
-	le.PutUint16(head[62:], 4)
+	var ident [elf.EI_NIDENT]byte
+	copy(ident[:], elf.ELFMAG)
+	ident[elf.EI_CLASS], ident[elf.EI_DATA], ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	head, _ := binary.Append(nil, le, elf.Header64{
+		Ident: ident, Type: uint16(elf.ET_REL), Machine: uint16(elf.EM_X86_64), Version: uint32(elf.EV_CURRENT),
+		Shoff: uint64(shOff), Ehsize: uint16(ehdrLen), Shentsize: uint16(shdrLen), Shnum: 5, Shstrndx: 4,
+	})
 
-	tail := make([]byte, shOff+5*elfSectionLen-symOff+pad)
-	at := pad       // tail starts at the blob's end
-	at += elfSymLen // the null symbol, zeros
-	at++            // .strtab: one empty string
-	copy(tail[at:], sectionNames)
-	section := func(i int, name, typ uint32, off, size int, link, info uint32, entsize uint64) {
-		s := tail[shOff-(elfHeaderLen+len(blob))+i*elfSectionLen:]
-		le.PutUint32(s[0:], name)
-		le.PutUint32(s[4:], typ)
-		le.PutUint64(s[24:], uint64(off))
-		le.PutUint64(s[32:], uint64(size))
-		le.PutUint32(s[40:], link)
-		le.PutUint32(s[44:], info)
-		le.PutUint64(s[48:], 1)
-		le.PutUint64(s[56:], entsize)
+	tail := make([]byte, strOff+1-ehdrLen-len(blob)) // padding, null symbol, empty string
+	tail = append(tail, sectionNames...)
+	tail = append(tail, make([]byte, shOff-shstrOff-len(sectionNames))...)
+	for _, sh := range []elf.Section64{
+		{},
+		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Off: uint64(ehdrLen), Size: uint64(len(blob)), Addralign: 1},
+		{Name: 6, Type: uint32(elf.SHT_SYMTAB), Off: uint64(symOff), Size: uint64(symLen), Link: 3, Info: 1, Addralign: 8, Entsize: uint64(symLen)},
+		{Name: 14, Type: uint32(elf.SHT_STRTAB), Off: uint64(strOff), Size: 1, Addralign: 1},
+		{Name: 22, Type: uint32(elf.SHT_STRTAB), Off: uint64(shstrOff), Size: uint64(len(sectionNames)), Addralign: 1},
+	} {
+		tail, _ = binary.Append(tail, le, sh)
 	}
-	section(1, 1, 1, elfHeaderLen, len(blob), 0, 0, 0)      // .BTF, PROGBITS
-	section(2, 6, 2, symOff, elfSymLen, 3, 1, elfSymLen)    // .symtab
-	section(3, 14, 3, strOff, 1, 0, 0, 0)                   // .strtab
-	section(4, 22, 3, shstrOff, len(sectionNames), 0, 0, 0) // .shstrtab
 	return &btfELF{head: head, blob: blob, tail: tail}
 }
 

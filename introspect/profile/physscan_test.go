@@ -12,6 +12,7 @@ import (
 	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem"
 	"github.com/vmemtrans/vmemtrans/introspect/physmem/physmemtest"
+	"github.com/vmemtrans/vmemtrans/introspect/scan"
 )
 
 // TestScanPatternsReaders: in place, in choppy pieces with retries, and
@@ -116,12 +117,12 @@ func TestScanPatternsAcrossHoles(t *testing.T) {
 	if !zero {
 		t.Skip("the image has no holes to lend")
 	}
-	var got []patternHit
+	var got []scan.Match
 	scanPatterns(img, [][]byte{vmcoreinfoKallsyms, kallsymsDigits}, func(i int, pa uint64) bool {
-		got = append(got, patternHit{i, pa})
+		got = append(got, scan.Match{Addr: pa, Pattern: i})
 		return true
 	})
-	if want := []patternHit{{1, uint64(digits)}}; !slices.Equal(got, want) {
+	if want := []scan.Match{{Addr: uint64(digits), Pattern: 1}}; !slices.Equal(got, want) {
 		t.Errorf("matches %v, want %v", got, want)
 	}
 }

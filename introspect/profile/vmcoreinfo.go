@@ -53,15 +53,21 @@ func (v vmcoreinfo) symbol(name string) (uint64, bool) {
 	return x, err == nil
 }
 
-// physOf is the physical address of the kernel image symbol name, by
-// the image's physical base.
+// physBase is where the kernel image's link address KernelMapBase lies
+// in physical memory (NUMBER(phys_base), signed decimal).
+func (v vmcoreinfo) physBase() (uint64, bool) {
+	b, err := strconv.ParseInt(v["NUMBER(phys_base)"], 10, 64)
+	return uint64(b), err == nil
+}
+
+// physOf is the physical address of the kernel image symbol name.
 func (v vmcoreinfo) physOf(name string) (uint64, bool) {
 	a, ok := v.symbol(name)
-	physBase, err := strconv.ParseInt(v["NUMBER(phys_base)"], 10, 64)
-	if !ok || err != nil || a < KernelMapBase {
+	base, okB := v.physBase()
+	if !ok || !okB || a < KernelMapBase {
 		return 0, false
 	}
-	return a - KernelMapBase + uint64(physBase), true
+	return a - KernelMapBase + base, true
 }
 
 // kallsymsFromVmcoreinfo decodes the kallsyms tables where VMCOREINFO puts
@@ -88,15 +94,15 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 		return nil, 0, 0, fmt.Errorf("vmcoreinfo names no kallsyms address table")
 	}
 	va[4] = addrsVA
-	physBase, err := strconv.ParseInt(v["NUMBER(phys_base)"], 10, 64)
-	if err != nil {
+	physBase, ok := v.physBase()
+	if !ok {
 		return nil, 0, 0, fmt.Errorf("vmcoreinfo without NUMBER(phys_base)")
 	}
 	slide, err := strconv.ParseUint(v["KERNELOFFSET"], 16, 64)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("vmcoreinfo without KERNELOFFSET")
 	}
-	pa := func(a uint64) uint64 { return a - KernelMapBase + uint64(physBase) }
+	pa := func(a uint64) uint64 { return a - KernelMapBase + physBase }
 	if va[0] < KernelMapBase || pa(va[0])+4 > r.Size() {
 		return nil, 0, 0, fmt.Errorf("kallsyms_num_syms at %#x is outside memory", va[0])
 	}

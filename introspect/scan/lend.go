@@ -20,6 +20,9 @@ type lender struct {
 	// zeroFree: no pattern holds a zero byte, so none matches in or
 	// across a run of zeros, which is then skipped unread.
 	zeroFree bool
+	// zeroPattern: some pattern is all zeros, so it matches anywhere in
+	// a run of zeros, which is then searched whole.
+	zeroPattern bool
 }
 
 // zeros stands in for a Zero segment when a pattern could match in it.
@@ -87,6 +90,11 @@ func (s *lender) scanRange(l physmem.Lender, start, end uint64) bool {
 		switch {
 		case seg.Zero && s.zeroFree:
 			s.tailLen = 0
+		case seg.Zero && !s.zeroPattern && seg.Len > 2*uint64(s.keep):
+			// A pattern with a non-zero byte meets a run of zeros only
+			// within keep bytes of its ends.
+			k := uint64(s.keep)
+			more = s.segment(seg.Addr, zeros[:k]) && s.segment(seg.Addr+seg.Len-k, zeros[:k])
 		case seg.Zero:
 			for off := uint64(0); off < seg.Len && more; off += uint64(len(zeros)) {
 				more = s.segment(seg.Addr+off, zeros[:min(seg.Len-off, uint64(len(zeros)))])

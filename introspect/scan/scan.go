@@ -62,23 +62,34 @@ type Result struct {
 // when no pattern holds a zero byte (such a pattern cannot match inside
 // zeros, nor across a hole, which the scan never bridges).
 func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
+	return Range(r, patterns, 0, r.Size(), opt)
+}
+
+// Range is Memory over [start, end) of r alone: the matches that lie
+// wholly inside it. Progress counts toward end.
+func Range(r physmem.Reader, patterns [][]byte, start, end uint64, opt Options) (*Result, error) {
 	if len(patterns) == 0 {
 		return nil, errors.New("scan needs at least one pattern")
 	}
-	longest, zeroFree := 0, true
+	longest, zeroFree, zeroPattern := 0, true, false
 	for i, p := range patterns {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("scan pattern %d is empty", i)
 		}
 		longest = max(longest, len(p))
 		zeroFree = zeroFree && bytes.IndexByte(p, 0) < 0
+		zeroPattern = zeroPattern || len(bytes.Trim(p, "\x00")) == 0
 	}
 	batchPages := opt.BatchPages
 	if batchPages <= 0 {
 		batchPages = DefaultBatchPages
 	}
-	s := &scanner{patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1}
-	size := r.Size()
+	s := &scanner{patterns: patterns, opt: opt, res: &Result{}, keep: longest - 1, from: start}
+	size := min(end, r.Size())
+	s.to = size
+	if start >= size {
+		return s.finish()
+	}
 	next := func(addr uint64) (uint64, uint64, bool) {
 		if addr >= size {
 			return 0, 0, false
@@ -86,21 +97,24 @@ func Memory(r physmem.Reader, patterns [][]byte, opt Options) (*Result, error) {
 		return addr, size, true
 	}
 	if sp, ok := r.(physmem.Sparse); ok && zeroFree {
-		next = sp.NextData
+		next = func(addr uint64) (uint64, uint64, bool) {
+			s, e, ok := sp.NextData(addr)
+			return s, min(e, size), ok && s < size
+		}
 	}
 	if l, ok := r.(physmem.Lender); ok {
-		// One call for the whole address space: the lender skips what it
-		// knows to be zeros itself (Zero segments), and streams the rest.
+		// One call for the whole range: the lender skips what it knows
+		// to be zeros itself (Zero segments), and streams the rest.
 		s.buf = make([]byte, s.keep)
-		ls := &lender{scanner: s, total: size, zeroFree: zeroFree}
-		ls.scanRange(l, 0, size)
+		ls := &lender{scanner: s, total: size, zeroFree: zeroFree, zeroPattern: zeroPattern}
+		ls.scanRange(l, start, size)
 		return s.finish()
 	}
 	s.ranges = make([]physmem.Range, 0, batchPages)
 	sb := spare.Get(longest - 1 + batchPages*pageSize)
 	defer spare.Put(sb)
 	s.buf = sb.B
-	for addr := uint64(0); ; {
+	for addr := start; ; {
 		start, end, ok := next(addr)
 		if !ok || start >= size {
 			break
@@ -134,8 +148,9 @@ type scanner struct {
 	patterns [][]byte
 	opt      Options
 	res      *Result
-	keep     int // bytes of tail to keep: longest pattern - 1
-	tailLen  int // valid tail bytes, kept in buf[keep-tailLen:keep]
+	keep     int    // bytes of tail to keep: longest pattern - 1
+	from, to uint64 // the range scanned: matches outside it are not kept
+	tailLen  int    // valid tail bytes, kept in buf[keep-tailLen:keep]
 	tailEnd  uint64
 	ranges   []physmem.Range
 	buf      []byte // keep bytes of tail, then the batch's pages
@@ -217,7 +232,7 @@ func (s *scanner) find(window []byte, addr uint64, skip int, seam bool) bool {
 			if seam && off >= skip {
 				break // the segment's own search finds it
 			}
-			if off+len(p) <= skip {
+			if a := addr + uint64(off); off+len(p) <= skip || a < s.from || a+uint64(len(p)) > s.to {
 				continue
 			}
 			s.res.Matches = append(s.res.Matches, Match{Addr: addr + uint64(off), Pattern: pi})

@@ -257,5 +257,42 @@ func TestScanZeroRuns(t *testing.T) {
 		if err != nil || len(res.Matches) != 2 {
 			t.Fatalf("%s: needle: %v, %v", name, res.Matches, err)
 		}
+		// A pattern of zeros alone matches all through a run of zeros.
+		zeroPats := [][]byte{{0, 0, 0}, []byte("needle")}
+		res, err = scan.Memory(r, zeroPats, scan.Options{})
+		if want := naive(mem, zeroPats, func(uint64) bool { return false }); err != nil || !equal(res.Matches, want) {
+			t.Fatalf("%s: zeros: %d matches (%v), want %d", name, len(res.Matches), err, len(want))
+		}
+	}
+}
+
+// TestScanRange: a range scan reports the matches wholly inside the range,
+// not one that starts before it or runs past its end, on every reader.
+func TestScanRange(t *testing.T) {
+	mem := make([]byte, 32*4096)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range mem {
+		mem[i] = byte(rng.IntN(200))
+	}
+	pats := [][]byte{[]byte("vmt_hideme")}
+	plant(mem, pats[0], 3*4096-4, 5*4096+7, 9*4096-2, 20*4096)
+	start, end := uint64(3*4096-2), uint64(9*4096+5) // cuts the first and the third
+	var want []scan.Match
+	for _, m := range naive(mem, pats, func(uint64) bool { return false }) {
+		if m.Addr >= start && m.Addr+uint64(len(pats[0])) <= end {
+			want = append(want, m)
+		}
+	}
+	if len(want) != 1 {
+		t.Fatalf("test set-up: %d matches inside, want 1", len(want))
+	}
+	for name, r := range readers(image.NewBytes(mem)) {
+		res, err := scan.Range(r, pats, start, end, scan.Options{BatchPages: 2})
+		if err != nil || !equal(res.Matches, want) {
+			t.Errorf("%s: range [%#x, %#x): matches %v (%v), want %v", name, start, end, res.Matches, err, want)
+		}
+		if res, _ := scan.Range(r, pats, end, start, scan.Options{}); len(res.Matches) != 0 {
+			t.Errorf("%s: an empty range found %v", name, res.Matches)
+		}
 	}
 }
