@@ -1,6 +1,7 @@
 package image_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,5 +122,27 @@ func TestConformanceMemFile(t *testing.T) {
 func TestConformanceWithLatency(t *testing.T) {
 	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
 		return physmem.WithLatency(image.NewBytes(c), 0)
+	})
+}
+
+func TestConformanceSeekableDump(t *testing.T) {
+	physmemtest.Run(t, func(t testing.TB, c []byte) physmem.Reader {
+		enc, err := zstd.NewWriter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		var b bytes.Buffer
+		// Frames of a size that is no page multiple, so pages straddle them.
+		err = image.WriteSeekable(&b, bytes.NewReader(testDump(c)), image.SeekableOptions{FrameSize: 50000, Workers: 2,
+			Compress: func(dst, content []byte) ([]byte, error) { return enc.EncodeAll(content, dst), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := open(t, image.Open, writeFile(t, "vm.elf.zst", b.Bytes()))
+		if img.Format() != image.FormatELFDump || !img.Compressed() {
+			t.Fatalf("sniffed %s (compressed %v), want compressed elf-dump", img.Format(), img.Compressed())
+		}
+		return img
 	})
 }

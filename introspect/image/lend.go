@@ -69,6 +69,15 @@ func (m *Image) lendSegment(s segment, a, stop uint64, visit func(physmem.Segmen
 			return visit(physmem.Segment{Addr: a, Len: stop - a, Err: fmt.Errorf("image: lend %#x+%d: %w", a, stop-a, io.ErrUnexpectedEOF)})
 		}
 		return visit(physmem.Segment{Addr: a, Len: stop - a, Data: src[off : off+(stop-a)]})
+	case *seekable:
+		off := s.off + (a - s.phys)
+		return src.visit(off, off+(stop-a), func(o, n uint64, data []byte, err error) bool {
+			seg := physmem.Segment{Addr: s.phys + (o - s.off), Len: n, Data: data, Zero: data == nil && err == nil}
+			if err != nil {
+				seg.Err = fmt.Errorf("image: lend %#x+%d: %w", seg.Addr, n, err)
+			}
+			return visit(seg)
+		})
 	}
 	bp := lendScratch.Get().(*[]byte)
 	defer lendScratch.Put(bp)

@@ -56,6 +56,21 @@ func OpenWith(path string, opts Options) (*Image, error) {
 	if !bytes.HasPrefix(head, zstdMagic) {
 		return openFile(f, false, opts)
 	}
+	if st, err := f.Stat(); err == nil && hasSeekFooter(f, st.Size()) {
+		frames, err := parseSeekTable(f, st.Size(), opts.maxSize())
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("image: %s: %w", path, err)
+		}
+		z, ok, err := openSeekable(f, frames)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if ok {
+			return openSeekableImage(z, opts)
+		}
+	}
 	mem, err := decompressZstd(f, path, head, opts.maxSize())
 	f.Close()
 	if err != nil {
@@ -70,6 +85,38 @@ func OpenWith(path string, opts Options) (*Image, error) {
 		return nil, fmt.Errorf("image: %s: zstd inside zstd: %w", path, ErrFormat)
 	}
 	return openFile(mem, true, opts)
+}
+
+// openSeekableImage takes ownership of z and builds the image its content
+// calls for; only the frames that the parse reads are decompressed.
+func openSeekableImage(z *seekable, opts Options) (*Image, error) {
+	head := make([]byte, 4)
+	n, err := z.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		z.Close()
+		return nil, fmt.Errorf("image: read decompressed %s: %w", z.name, err)
+	}
+	var img *Image
+	switch head = head[:n]; {
+	case bytes.HasPrefix(head, zstdMagic):
+		err = fmt.Errorf("image: %s: zstd inside zstd: %w", z.name, ErrFormat)
+	case bytes.HasPrefix(head, elfMagic):
+		if img, err = parseDump(z, int64(z.size), nil); err != nil {
+			err = fmt.Errorf("image: %s: %w", z.name, err)
+		}
+	default:
+		img, err = newImage(FormatRaw, []segment{{phys: 0, length: z.size, src: z}})
+	}
+	if err != nil {
+		z.Close()
+		return nil, err
+	}
+	img.compressed = true
+	if opts.Progress != nil {
+		img.progress = &progress{report: opts.Progress}
+	}
+	img.closers = append(img.closers, z.Close)
+	return img, nil
 }
 
 // OpenRaw opens path as a raw image (offset = physical address) without

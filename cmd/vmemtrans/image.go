@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/spf13/cobra"
+
+	"github.com/vmemtrans/vmemtrans/introspect/image"
+)
+
+func init() {
+	imageCmd := &cobra.Command{Use: "image", Short: "Prepare memory images for introspection"}
+	imageCmd.AddCommand(imageCompressCmd())
+	rootCmd.AddCommand(imageCmd)
+}
+
+func imageCompressCmd() *cobra.Command {
+	var level, frameSize string
+	cmd := &cobra.Command{
+		Use:   "compress IN OUT",
+		Short: "Compress a memory image (raw or QEMU ELF dump) into seekable zstd",
+		Long: `Compress a memory image into the zstd seekable format: independent frames
+and a seek table. Every command that takes --image reads such a file by
+decompressing only the frames it reads (ps on a 256 MiB guest reads about
+a quarter of them), where a plain zstd file is decompressed whole first.
+Any zstd tool still decompresses it as one stream.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ok, lvl := zstd.EncoderLevelFromString(level)
+			if !ok {
+				return fmt.Errorf("--level %q: want fastest, default, better or best", level)
+			}
+			fs, err := parseByteSize(frameSize)
+			if err != nil || fs == 0 || fs > math.MaxUint32 {
+				return fmt.Errorf("--frame-size %q: want a size from 1 byte to 4 GiB", frameSize)
+			}
+			return compressImage(args[0], args[1], lvl, int(fs))
+		},
+	}
+	cmd.Flags().StringVar(&level, "level", "best", "zstd level: fastest, default, better, best")
+	cmd.Flags().StringVar(&frameSize, "frame-size", "1M", "content of one frame: what a read decompresses at least")
+	return cmd
+}
+
+func compressImage(in, out string, level zstd.EncoderLevel, frameSize int) error {
+	src, err := os.Open(in)
+	if err != nil {
+		return fmt.Errorf("image compress: %w", err)
+	}
+	defer src.Close()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return fmt.Errorf("image compress: %w", err)
+	}
+	defer enc.Close()
+	dst, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("image compress: %w", err)
+	}
+	start := time.Now()
+	w := bufio.NewWriterSize(dst, 1<<20)
+	err = image.WriteSeekable(w, bufio.NewReaderSize(src, 1<<20), image.SeekableOptions{
+		FrameSize: frameSize,
+		Workers:   runtime.GOMAXPROCS(0),
+		Compress:  func(dst, content []byte) ([]byte, error) { return enc.EncodeAll(content, dst), nil },
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out)
+		return fmt.Errorf("image compress %s: %w", in, err)
+	}
+	ist, _ := src.Stat()
+	ost, err := os.Stat(out)
+	if err != nil {
+		return fmt.Errorf("image compress: %w", err)
+	}
+	if jsonOutput {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"in": in, "out": out, "in_bytes": ist.Size(), "out_bytes": ost.Size(), "frame_size": frameSize, "seconds": time.Since(start).Seconds(),
+		})
+	}
+	fmt.Printf("%s: %d bytes to %d (%.1f%%) in frames of %d, %.1f s\n", out, ist.Size(), ost.Size(),
+		100*float64(ost.Size())/float64(max(ist.Size(), 1)), frameSize, time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,261 @@
+package image
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/vmemtrans/vmemtrans/internal/hugemem"
+)
+
+// maxLazyFrame bounds the content of one frame that a seekable image
+// decompresses on demand: a reader holds a frame's content while it
+// writes it out. A file with larger frames is decompressed whole, as a
+// stream.
+const maxLazyFrame = 64 << 20
+
+// seekable is the content of a seekable zstd file, decompressed frame by
+// frame on first read into anonymous memory backed by huge pages (a 4 KiB
+// fault per page of a memory file cost more than the decompression) and
+// shown in place. All-zero pages are never written: a huge page that holds
+// only zeros is never faulted in, and zero pages are lent as Zero segments.
+//
+// Bad frames (corrupt data, a size that differs from the seek table) fail
+// the reads that touch them, each time, and nothing else.
+type seekable struct {
+	name    string
+	src     *os.File // the compressed file
+	frames  []seekFrame
+	size    uint64
+	mem     memory // the decompressed content; never written where zero
+	release func()
+	nonZero []atomic.Uint64 // one bit per page of out: written with data
+	state   []frameState
+	dec     *zstd.Decoder
+	bufs    sync.Pool // *[]byte
+}
+
+type frameState struct {
+	mu   sync.Mutex
+	done atomic.Bool
+	err  error // why the frame could not be decompressed; done is set too
+}
+
+// openSeekable takes the frames of src (a seekable zstd file, already
+// checked) and prepares their decompression. ok is false when they are
+// better decompressed as a stream (frames too large, no mapping here).
+func openSeekable(src *os.File, frames []seekFrame) (z *seekable, ok bool, err error) {
+	var size uint64
+	for _, fr := range frames {
+		if fr.decompLen > maxLazyFrame {
+			return nil, false, nil
+		}
+		size += uint64(fr.decompLen)
+	}
+	if runtime.GOOS != "linux" {
+		return nil, false, nil // no lazily backed mapping: the heap would hold it all
+	}
+	mem, release, err := hugemem.Map(int(size))
+	if err != nil {
+		return nil, false, fmt.Errorf("image: %s: %w", src.Name(), err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxLazyFrame))
+	if err != nil {
+		release()
+		return nil, false, fmt.Errorf("image: zstd %s: %w", src.Name(), err)
+	}
+	pages := (size + pageSize - 1) / pageSize
+	return &seekable{
+		name: src.Name(), src: src, frames: frames, size: size, mem: mem, release: release,
+		nonZero: make([]atomic.Uint64, (pages+63)/64), state: make([]frameState, len(frames)), dec: dec,
+	}, true, nil
+}
+
+const pageSize = 4096
+
+func (z *seekable) Close() error {
+	z.dec.Close()
+	z.release()
+	return z.src.Close()
+}
+
+func (z *seekable) written(page uint64) bool {
+	return z.nonZero[page/64].Load()&(1<<(page%64)) != 0
+}
+
+// decode decompresses frame i unless that was done or failed before.
+func (z *seekable) decode(i int) error {
+	st := &z.state[i]
+	if st.done.Load() {
+		return st.err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.done.Load() {
+		st.err = z.decodeFrame(z.frames[i], i)
+		st.done.Store(true)
+	}
+	return st.err
+}
+
+func (z *seekable) buffer(n int) *[]byte {
+	if bp, _ := z.bufs.Get().(*[]byte); bp != nil && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n, max(n, DefaultFrameSize))
+	return &b
+}
+
+func (z *seekable) decodeFrame(fr seekFrame, i int) error {
+	if fr.decompLen == 0 {
+		return nil
+	}
+	cp := z.buffer(int(fr.compLen))
+	defer z.bufs.Put(cp)
+	if _, err := z.src.ReadAt(*cp, int64(fr.comp)); err != nil {
+		return fmt.Errorf("image: %s: read frame %d: %w", z.name, i, err)
+	}
+	dp := z.buffer(int(fr.decompLen))
+	defer z.bufs.Put(dp)
+	content, err := z.dec.DecodeAll(*cp, (*dp)[:0])
+	if err != nil {
+		return fmt.Errorf("image: %s: frame %d: %w: %w", z.name, i, ErrFormat, err)
+	}
+	if len(content) != int(fr.decompLen) {
+		return fmt.Errorf("image: %s: frame %d holds %d bytes, its seek table says %d: %w", z.name, i, len(content), fr.decompLen, ErrFormat)
+	}
+	// Copy the runs of pages that are not all zeros.
+	base := fr.decomp
+	run := -1
+	flush := func(to int) {
+		if run < 0 {
+			return
+		}
+		copy(z.mem[base+uint64(run):], content[run:to])
+		for p := (base + uint64(run)) / pageSize; p <= (base+uint64(to)-1)/pageSize; p++ {
+			z.nonZero[p/64].Or(1 << (p % 64))
+		}
+		run = -1
+	}
+	for done := 0; done < len(content); {
+		n := min(len(content)-done, pageSize-int((base+uint64(done))%pageSize))
+		if bytes.Equal(content[done:done+n], zeroPage[:n]) {
+			flush(done)
+		} else if run < 0 {
+			run = done
+		}
+		done += n
+	}
+	flush(len(content))
+	return nil
+}
+
+// decodeAhead decompresses frames [from, to) that are not yet, on up to
+// GOMAXPROCS-1 goroutines beside the caller, which walks them in order: a
+// read of many frames (a symbol table, a scan) waits for about its share.
+func (z *seekable) decodeAhead(from, to int) {
+	pending := 0
+	for i := from; i < to && pending < 2; i++ {
+		if !z.state[i].done.Load() {
+			pending++
+		}
+	}
+	if pending < 2 {
+		return
+	}
+	var next atomic.Int64
+	next.Store(int64(from))
+	for range min(runtime.GOMAXPROCS(0)-1, to-from-1) {
+		go func() {
+			// From the far end: the caller starts at the near one.
+			for i := int(next.Add(1)); i < to; i = int(next.Add(1)) {
+				_ = z.decode(to - 1 - (i - from - 1))
+			}
+		}()
+	}
+}
+
+// visit shows [off, end) of the content in runs, decompressing the frames
+// it covers: data in place from the mapping, nil for zeros, or the error
+// of a frame that cannot be decompressed. It stops when fn returns false.
+func (z *seekable) visit(off, end uint64, fn func(off, n uint64, data []byte, err error) bool) bool {
+	end = min(end, z.size)
+	i := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp+uint64(z.frames[i].decompLen) > off })
+	if end > off {
+		last := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp >= end })
+		z.decodeAhead(i, last)
+	}
+	runStart, runEnd, runData := off, off, false // pending run, merged across frames
+	flush := func() bool {
+		if runEnd == runStart {
+			return true
+		}
+		var data []byte
+		if runData {
+			data = z.mem[runStart:runEnd]
+		}
+		ok := fn(runStart, runEnd-runStart, data, nil)
+		runStart = runEnd
+		return ok
+	}
+	for a := off; a < end && i < len(z.frames); i++ {
+		fr := z.frames[i]
+		stop := min(end, fr.decomp+uint64(fr.decompLen))
+		if err := z.decode(i); err != nil {
+			if !flush() || !fn(a, stop-a, nil, err) {
+				return false
+			}
+			a, runStart, runEnd = stop, stop, stop
+			continue
+		}
+		for a < stop {
+			data := z.written(a / pageSize)
+			b := min(stop, (a/pageSize+1)*pageSize)
+			for b < stop && z.written(b/pageSize) == data {
+				b = min(stop, b+pageSize)
+			}
+			if data != runData && !flush() {
+				return false
+			}
+			runData, runEnd, a = data, b, b
+		}
+	}
+	return flush()
+}
+
+// ReadAt implements io.ReaderAt over the decompressed content.
+func (z *seekable) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || uint64(off) > z.size {
+		return 0, io.EOF
+	}
+	start := uint64(off)
+	var rerr error
+	z.visit(start, start+uint64(len(p)), func(a, n uint64, data []byte, err error) bool {
+		if err != nil {
+			rerr = err
+			return false
+		}
+		dst := p[a-start : a-start+n]
+		if data == nil {
+			clear(dst)
+		} else {
+			copy(dst, data)
+		}
+		return true
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n := z.size - start; n < uint64(len(p)) {
+		return int(n), io.EOF
+	}
+	return len(p), nil
+}
