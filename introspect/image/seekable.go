@@ -39,13 +39,15 @@ type seekable struct {
 	nonZero []atomic.Uint64 // one bit per page of out: written with data
 	state   []frameState
 	dec     *zstd.Decoder
-	bufs    sync.Pool // *[]byte
+	bufs    sync.Pool      // *[]byte
+	ahead   sync.WaitGroup // decompressions started ahead of the reads
 }
 
 type frameState struct {
-	mu   sync.Mutex
-	done atomic.Bool
-	err  error // why the frame could not be decompressed; done is set too
+	mu      sync.Mutex
+	claimed atomic.Bool // a goroutine was started to decompress it
+	done    atomic.Bool
+	err     error // why the frame could not be decompressed; done is set too
 }
 
 // openSeekable takes the frames of src (a seekable zstd file, already
@@ -81,6 +83,7 @@ func openSeekable(src *os.File, frames []seekFrame) (z *seekable, ok bool, err e
 const pageSize = 4096
 
 func (z *seekable) Close() error {
+	z.ahead.Wait() // they write into mem
 	z.dec.Close()
 	z.release()
 	return z.src.Close()
@@ -158,28 +161,17 @@ func (z *seekable) decodeFrame(fr seekFrame, i int) error {
 	return nil
 }
 
-// decodeAhead decompresses frames [from, to) that are not yet, on up to
-// GOMAXPROCS-1 goroutines beside the caller, which walks them in order: a
-// read of many frames (a symbol table, a scan) waits for about its share.
-func (z *seekable) decodeAhead(from, to int) {
-	pending := 0
-	for i := from; i < to && pending < 2; i++ {
-		if !z.state[i].done.Load() {
-			pending++
+// decodeAhead starts the decompression of the frames after i, up to
+// GOMAXPROCS-1 of them before last, on goroutines of their own: while the
+// caller shows frame i the next ones are being made. It looks no further,
+// so a reader that stops early (a search that found its match) wastes at
+// most those frames.
+func (z *seekable) decodeAhead(i, last int) {
+	for j := i + 1; j < min(last, i+runtime.GOMAXPROCS(0)); j++ {
+		st := &z.state[j]
+		if !st.done.Load() && st.claimed.CompareAndSwap(false, true) {
+			z.ahead.Go(func() { _ = z.decode(j) })
 		}
-	}
-	if pending < 2 {
-		return
-	}
-	var next atomic.Int64
-	next.Store(int64(from))
-	for range min(runtime.GOMAXPROCS(0)-1, to-from-1) {
-		go func() {
-			// From the far end: the caller starts at the near one.
-			for i := int(next.Add(1)); i < to; i = int(next.Add(1)) {
-				_ = z.decode(to - 1 - (i - from - 1))
-			}
-		}()
 	}
 }
 
@@ -189,10 +181,7 @@ func (z *seekable) decodeAhead(from, to int) {
 func (z *seekable) visit(off, end uint64, fn func(off, n uint64, data []byte, err error) bool) bool {
 	end = min(end, z.size)
 	i := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp+uint64(z.frames[i].decompLen) > off })
-	if end > off {
-		last := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp >= end })
-		z.decodeAhead(i, last)
-	}
+	last := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp >= end })
 	runStart, runEnd, runData := off, off, false // pending run, merged across frames
 	flush := func() bool {
 		if runEnd == runStart {
@@ -209,6 +198,7 @@ func (z *seekable) visit(off, end uint64, fn func(off, n uint64, data []byte, er
 	for a := off; a < end && i < len(z.frames); i++ {
 		fr := z.frames[i]
 		stop := min(end, fr.decomp+uint64(fr.decompLen))
+		z.decodeAhead(i, last)
 		if err := z.decode(i); err != nil {
 			if !flush() || !fn(a, stop-a, nil, err) {
 				return false
