@@ -7,6 +7,8 @@
 // (the adaptive page cache, scan batches) are made here. Contract:
 //   - Map(n) returns at least n usable bytes (len n) and a release that
 //     unmaps them; nothing is faulted in by Map itself.
+//   - Reserve(n) is Map without the advice, for memory filled piecemeal
+//     whose dense parts the caller advises (a seekable image's frames).
 //   - Advise(b) asks the same of a large Go allocation that is fresh and
 //     about to be written whole and kept (a kernel profile's symbol names):
 //     the collector still owns it, only its backing changes.

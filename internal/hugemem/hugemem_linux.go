@@ -12,6 +12,16 @@ const Size = 2 << 20
 
 // Map reserves n bytes, aligned to Size and advised to use huge pages.
 func Map(n int) (b []byte, release func(), err error) {
+	b, release, err = Reserve(n)
+	if err == nil {
+		_ = unix.Madvise(b[:cap(b)], unix.MADV_HUGEPAGE)
+	}
+	return b, release, err
+}
+
+// Reserve is Map without the advice: the caller advises the parts it
+// fills densely (Advise) and leaves sparse ones in 4 KiB pages.
+func Reserve(n int) (b []byte, release func(), err error) {
 	size := (n + Size - 1) / Size * Size
 	raw, err := unix.Mmap(-1, 0, size+Size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
@@ -23,7 +33,6 @@ func Map(n int) (b []byte, release func(), err error) {
 		skip = int(Size - rem)
 	}
 	mem := raw[skip : skip+size : skip+size]
-	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 	return mem[:n], func() { _ = unix.Munmap(raw) }, nil
 }
 
