@@ -1,12 +1,15 @@
 package test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/vmemtrans/vmemtrans/internal/bench"
+	"github.com/vmemtrans/vmemtrans/introspect/image"
 	"github.com/vmemtrans/vmemtrans/introspect/linux"
 	"github.com/vmemtrans/vmemtrans/introspect/source"
 )
@@ -25,6 +29,23 @@ import (
 // looks like to a reader, at no disk cost.
 func growDump(tb testing.TB, src []byte, dst string, gib uint64) {
 	tb.Helper()
+	head, tableOff, table := grownDump(src, gib)
+	f, err := os.Create(dst)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(head); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := f.WriteAt(table, int64(tableOff)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// grownDump is the grown dump of growDump: head at offset 0, zeros up to
+// tableOff, and the program header table there.
+func grownDump(src []byte, gib uint64) (head []byte, tableOff uint64, table []byte) {
 	le := binary.LittleEndian
 	phoff, phentsize, phnum := le.Uint64(src[32:]), uint64(le.Uint16(src[54:])), uint64(le.Uint16(src[56:]))
 	ram := gib << 30
@@ -34,13 +55,8 @@ func growDump(tb testing.TB, src []byte, dst string, gib uint64) {
 	if ram > lowEnd {
 		added = append(added, seg{1 << 32, ram - lowEnd})
 	}
-	f, err := os.Create(dst)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
 	off := (uint64(len(src)) + 4095) &^ 4095
-	table := slices.Clone(src[phoff : phoff+phentsize*phnum])
+	table = slices.Clone(src[phoff : phoff+phentsize*phnum])
 	for _, s := range added {
 		var ph [56]byte
 		le.PutUint32(ph[0:], 1) // PT_LOAD
@@ -53,13 +69,56 @@ func growDump(tb testing.TB, src []byte, dst string, gib uint64) {
 		table = append(table, ph[:phentsize]...)
 		off += s.size
 	}
-	head := slices.Clone(src)
+	head = slices.Clone(src)
 	le.PutUint64(head[32:], off) // the program headers move behind the added RAM
 	le.PutUint16(head[56:], uint16(phnum)+uint16(len(added)))
-	if _, err := f.Write(head); err != nil {
+	return head, off, table
+}
+
+// zeros reads as n zero bytes.
+type zeros struct{ n uint64 }
+
+func (z *zeros) Read(p []byte) (int, error) {
+	if z.n == 0 {
+		return 0, io.EOF
+	}
+	k := int(min(uint64(len(p)), z.n))
+	clear(p[:k])
+	z.n -= uint64(k)
+	return k, nil
+}
+
+// growSeekable writes the grown dump of growDump as a seekable zstd file,
+// as `vmemtrans image compress` would (frames of 1 MiB); the frames of
+// zeros are compressed once.
+func growSeekable(tb testing.TB, src []byte, dst string, gib uint64) {
+	tb.Helper()
+	head, tableOff, table := grownDump(src, gib)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := f.WriteAt(table, int64(off)); err != nil {
+	defer enc.Close()
+	zero := make([]byte, image.DefaultFrameSize)
+	zeroFrame := enc.EncodeAll(zero, nil)
+	f, err := os.Create(dst)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	stream := io.MultiReader(bytes.NewReader(head), &zeros{tableOff - uint64(len(head))}, bytes.NewReader(table))
+	err = image.WriteSeekable(w, stream, image.SeekableOptions{Workers: runtime.GOMAXPROCS(0),
+		Compress: func(dst, content []byte) ([]byte, error) {
+			if len(content) == len(zero) && bytes.Equal(content, zero) {
+				return append(dst, zeroFrame...), nil
+			}
+			return enc.EncodeAll(content, dst), nil
+		}})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -93,6 +152,30 @@ func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
 		names, paths = append(names, fmt.Sprintf("%dg", gib)), append(paths, p)
 	}
 	return names, paths
+}
+
+// scaleGuestsSeekable is scaleGuests in seekable zstd: the 256 MiB fixture
+// as committed and the same guest grown to 64 GiB.
+func scaleGuestsSeekable(tb testing.TB, dir string) (names, paths []string) {
+	tb.Helper()
+	small := fixturePath("linux-6.1-clean", "memory.elf.zst")
+	zf, err := os.Open(small)
+	if err != nil {
+		tb.Skipf("fixture: %v", err)
+	}
+	defer zf.Close()
+	zr, err := zstd.NewReader(zf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer zr.Close()
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	large := filepath.Join(dir, "guest-64g.elf.zst")
+	growSeekable(tb, raw, large, 64)
+	return []string{"256m", "64g"}, []string{small, large}
 }
 
 // idsCommands are the IDS commands measured, each as the CLI runs it: open
@@ -130,6 +213,20 @@ func runIDS(tb testing.TB, path string, run func(*source.Source) error) time.Dur
 //	go test -run '^$' -bench IDSGuestSize -benchtime 5x ./test/
 func BenchmarkIDSGuestSize(b *testing.B) {
 	names, paths := scaleGuests(b, b.TempDir())
+	benchGuestSizes(b, names, paths)
+}
+
+// BenchmarkIDSGuestSizeSeekable is BenchmarkIDSGuestSize on seekable zstd
+// images: the committed 256 MiB fixture against the same guest grown to
+// 64 GiB, which a reader decompresses only where it reads.
+//
+//	go test -run '^$' -bench IDSGuestSizeSeekable -benchtime 5x ./test/
+func BenchmarkIDSGuestSizeSeekable(b *testing.B) {
+	names, paths := scaleGuestsSeekable(b, b.TempDir())
+	benchGuestSizes(b, names, paths)
+}
+
+func benchGuestSizes(b *testing.B, names, paths []string) {
 	times := map[string][]float64{} // command/guest -> seconds, one per iteration
 	for round := 0; b.Loop(); round++ {
 		for _, c := range idsCommands {
