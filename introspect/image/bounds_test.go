@@ -251,6 +251,10 @@ func FuzzOpenZstd(f *testing.F) {
 	enc2, _ := zstd.NewWriter(nil)
 	f.Add(enc2.EncodeAll(elfCore(0, 1<<62, make([]byte, 4096), 1, 0), nil))
 	f.Add(enc2.EncodeAll(elfCore(0, 8192, []byte("swapper/0"), 1, 0), nil))
+	var seekable bytes.Buffer // frames of 3000 bytes, so a fuzzed table is near
+	_ = WriteSeekable(&seekable, bytes.NewReader(elfCore(0, 8192, []byte("swapper/0"), 1, 0)), SeekableOptions{FrameSize: 3000,
+		Compress: func(dst, content []byte) ([]byte, error) { return enc2.EncodeAll(content, dst), nil }})
+	f.Add(seekable.Bytes())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const limit = 1 << 20
 		path := filepath.Join(t.TempDir(), "in.zst")
