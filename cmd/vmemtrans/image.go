@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -49,8 +50,8 @@ Any zstd tool still decompresses it as one stream.`,
 	return cmd
 }
 
-func compressImage(in, out string, level zstd.EncoderLevel, frameSize int) error {
-	src, err := os.Open(in)
+func compressImage(inPath, out string, level zstd.EncoderLevel, frameSize int) error {
+	src, err := os.Open(inPath)
 	if err != nil {
 		return fmt.Errorf("image compress: %w", err)
 	}
@@ -66,7 +67,13 @@ func compressImage(in, out string, level zstd.EncoderLevel, frameSize int) error
 	}
 	start := time.Now()
 	w := bufio.NewWriterSize(dst, 1<<20)
-	err = image.WriteSeekable(w, bufio.NewReaderSize(src, 1<<20), image.SeekableOptions{
+	var in io.Reader = bufio.NewReaderSize(src, 1<<20)
+	if progress := progressBar("compressing"); progress != nil {
+		if st, err := src.Stat(); err == nil && st.Size() > 0 {
+			in = &progressReader{r: in, total: uint64(st.Size()), report: progress}
+		}
+	}
+	err = image.WriteSeekable(w, in, image.SeekableOptions{
 		FrameSize: frameSize,
 		Workers:   runtime.GOMAXPROCS(0),
 		Compress:  func(dst, content []byte) ([]byte, error) { return enc.EncodeAll(content, dst), nil },
@@ -79,7 +86,7 @@ func compressImage(in, out string, level zstd.EncoderLevel, frameSize int) error
 	}
 	if err != nil {
 		os.Remove(out)
-		return fmt.Errorf("image compress %s: %w", in, err)
+		return fmt.Errorf("image compress %s: %w", inPath, err)
 	}
 	ist, _ := src.Stat()
 	ost, err := os.Stat(out)
@@ -88,10 +95,25 @@ func compressImage(in, out string, level zstd.EncoderLevel, frameSize int) error
 	}
 	if jsonOutput {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"in": in, "out": out, "in_bytes": ist.Size(), "out_bytes": ost.Size(), "frame_size": frameSize, "seconds": time.Since(start).Seconds(),
+			"in": inPath, "out": out, "in_bytes": ist.Size(), "out_bytes": ost.Size(), "frame_size": frameSize, "seconds": time.Since(start).Seconds(),
 		})
 	}
 	fmt.Printf("%s: %d bytes to %d (%.1f%%) in frames of %d, %.1f s\n", out, ist.Size(), ost.Size(),
 		100*float64(ost.Size())/float64(max(ist.Size(), 1)), frameSize, time.Since(start).Seconds())
 	return nil
+}
+
+// progressReader reports how far a read has come.
+type progressReader struct {
+	r      io.Reader
+	done   uint64
+	total  uint64
+	report func(done, total uint64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += uint64(n)
+	p.report(min(p.done, p.total), p.total)
+	return n, err
 }
