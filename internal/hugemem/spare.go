@@ -60,6 +60,20 @@ func (s *Spare) Put(b Buffer) {
 	b.release()
 }
 
+// Prefill makes count buffers of n bytes, faults them in and keeps them,
+// on a goroutine of its own: memory a later Get would fault in page by
+// page, on the critical path, is made ready while the caller does other
+// work. Buffers beyond Max, or made after Close, are released.
+func (s *Spare) Prefill(count, n int) {
+	go func() {
+		for range count {
+			b := Alloc(n)
+			Populate(b.B)
+			s.Put(b)
+		}
+	}()
+}
+
 // Close releases the kept buffers; later Puts release theirs.
 func (s *Spare) Close() {
 	s.mu.Lock()

@@ -1,6 +1,9 @@
 package hugemem
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestSpareReuses: a buffer given back is handed out again for a request
 // it can hold, writable over its whole length; beyond Max, buffers are
@@ -36,5 +39,35 @@ func TestSpareReuses(t *testing.T) {
 	s.Put(s.Get(4096))
 	if s.Len() != 0 {
 		t.Errorf("a buffer was kept after Close")
+	}
+}
+
+// TestSparePrefill: Prefill keeps ready buffers for later Gets, never more
+// than Max, and none once the Spare is closed.
+func TestSparePrefill(t *testing.T) {
+	s := Spare{Max: 2}
+	defer s.Close()
+	s.Prefill(3, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Len() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the third one comes and goes
+	if s.Len() != 2 {
+		t.Fatalf("%d buffers kept after Prefill(3), want Max 2", s.Len())
+	}
+	b := s.Get(1 << 20)
+	if len(b.B) != 1<<20 || s.Len() != 1 {
+		t.Fatalf("Get took a %d-byte buffer, %d left; want a prefilled 1 MiB one, 1 left", len(b.B), s.Len())
+	}
+	b.B[len(b.B)-1] = 1
+	s.Put(b)
+
+	closed := Spare{Max: 2}
+	closed.Close()
+	closed.Prefill(2, 4096)
+	time.Sleep(20 * time.Millisecond)
+	if closed.Len() != 0 {
+		t.Fatalf("a closed Spare kept %d prefilled buffers", closed.Len())
 	}
 }
