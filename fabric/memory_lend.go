@@ -15,13 +15,14 @@ var _ physmem.Lender = (*Memory)(nil)
 // are read in one ReadPhys (one transport batch per sub-host, which the
 // transport pipelines). Rounds start at lendFirstPages and double, so the
 // first search starts early and the fetches of later rounds stream. The
-// two round buffers are the memory a one-shot scan writes fresh: on a host
-// that backs memory lazily that costs more than the rounds it saves
+// lendDepth round buffers are the memory a one-shot scan writes fresh: on
+// a host that backs memory lazily that costs more than the rounds it saves
 // (4 MiB rounds: a one-shot scan by proxy 0.066 s to 0.052 s, against
-// 16 MiB).
+// 16 MiB), so a Memory faults them in as it opens.
 const (
 	lendPages      = 1024
 	lendFirstPages = 256
+	lendDepth      = 3 // rounds at once: one shown, two being prepared
 )
 
 // How a page of a lend round is shown.
@@ -88,36 +89,56 @@ func (m *Memory) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) erro
 }
 
 // lendRounds shows [a, stop), which lies in one range of the layout, in
-// rounds. While one round is shown, the next is classified and its copies
-// read: a scan's search overlaps its fetches.
+// rounds. While one round is shown, the next lendDepth-1 are classified and
+// their copies read: a scan's search overlaps its fetches, and the fetches
+// of two rounds are in flight together, so a sub-host gathers one round's
+// pages while the other's are on the wire (one at a time, a fetch waited
+// for the one before it: a scan by proxy read remote pages at 0.3 of what
+// the transport streams).
 func (m *Memory) lendRounds(a, stop uint64, visit func(physmem.Segment) bool) (more bool, failed int) {
-	cur, next := m.getLendRound(), m.getLendRound()
-	defer m.putLendRound(cur)
-	defer m.putLendRound(next)
-	pages := lendFirstPages
-	cur.span(a, stop, pages)
-	m.prepare(cur)
-	for {
-		var done chan struct{}
-		if cur.stop < stop {
-			pages = min(2*pages, lendPages)
-			next.span(cur.stop, stop, pages)
-			done = make(chan struct{})
-			go func() { defer close(done); m.prepare(next) }()
+	var rounds [lendDepth]*lendRound
+	var done [lendDepth]chan struct{}
+	for i := range rounds {
+		rounds[i] = m.getLendRound()
+	}
+	defer func() {
+		for i, lr := range rounds {
+			if done[i] != nil {
+				<-done[i] // a round still being prepared writes its buffer
+			}
+			m.putLendRound(lr)
 		}
-		more, f := m.show(cur, visit)
+	}()
+	next, pages := a, lendFirstPages
+	start := func(i int) {
+		done[i] = nil
+		if next >= stop {
+			return
+		}
+		lr := rounds[i]
+		lr.span(next, stop, pages)
+		next, pages = lr.stop, min(2*pages, lendPages)
+		ch := make(chan struct{})
+		done[i] = ch
+		go func() { defer close(ch); m.prepare(lr) }()
+	}
+	for i := range rounds {
+		start(i)
+	}
+	for i := 0; done[i] != nil; i = (i + 1) % lendDepth {
+		<-done[i]
+		done[i] = nil
+		more, f := m.show(rounds[i], visit)
 		if m.cache != nil {
-			m.cache.putFills(cur.fills)
+			m.cache.putFills(rounds[i].fills)
 		}
 		failed += f
-		if done != nil {
-			<-done
+		if !more {
+			return false, failed
 		}
-		if !more || done == nil {
-			return more, failed
-		}
-		cur, next = next, cur
+		start(i)
 	}
+	return true, failed
 }
 
 func lendError(failed int) error {
