@@ -49,8 +49,9 @@
 // lie one after another in the cache are one segment), shows frames never
 // written as Zero segments (a local word with no page in guest RAM, the
 // word unchanged across the residency query), and reads the rest with one
-// ReadPhys. The next round is classified and read while the caller
-// searches the current one. After a local run is shown its words are
+// ReadPhys. The next two rounds are classified and read while the caller
+// searches the current one (their fetches in flight together), into
+// buffers a Memory faults in as it opens. After a local run is shown its words are
 // reloaded; a run whose word changed, or whose view faulted while the
 // caller read it (the page moved away), is read again by ReadPhys and shown
 // again with Retry set.
