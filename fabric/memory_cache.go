@@ -155,8 +155,9 @@ func (c *pageCache) get(g GFN, w Word, off int, dst []byte, loaded time.Time) bo
 }
 
 // keepHeld keeps kind held for the frames first+k whose page the cache
-// holds fresh under words[k], and sets the others marked held to miss.
-func (c *pageCache) keepHeld(first GFN, words []Word, kinds []uint8, held, miss uint8) {
+// holds fresh under words[k], noting its entry in slots[k], and sets the
+// others marked held to miss.
+func (c *pageCache) keepHeld(first GFN, words []Word, kinds []uint8, slots []int32, held, miss uint8) {
 	now := c.now()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -166,19 +167,25 @@ func (c *pageCache) keepHeld(first GFN, words []Word, kinds []uint8, held, miss 
 		}
 		if e, ok := c.index[first+GFN(k)]; !ok || c.ents[e].word != w || !fresh(c.ents[e].seen.Load(), now) {
 			kinds[k] = miss
+		} else {
+			slots[k] = e
 		}
 	}
 }
 
 // lendRun shows the pages cached for frames first, first+1, ... under
 // words to fn in place, in order, under one hold of the read lock, so no
-// put can reuse a page meanwhile. Frames whose pages lie one after another
-// in cache memory (as a scan's fills put them) are shown together: fn gets
-// frames i to i+n-1 in pages, n pages long. It stops at the first frame
-// the cache holds no fresh page for (next is its index, or len(words) when
-// all were shown) or when fn says stop (more false). The words were loaded
-// no earlier than loaded, which counts as an observation of each.
-func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i, n int, pages []byte) bool) (next int, more bool) {
+// put can reuse a page meanwhile. slots are the entries keepHeld found for
+// them; an entry still holds frame first+i under words[i] if its frame and
+// word say so (one entry per frame: a put for a cached frame reuses its
+// entry), so no index lookup is made again. Frames whose pages lie one
+// after another in cache memory (as a scan's fills put them) are shown
+// together: fn gets frames i to i+n-1 in pages, n pages long. It stops at
+// the first frame the cache holds no fresh page for (next is its index, or
+// len(words) when all were shown) or when fn says stop (more false). The
+// words were loaded no earlier than loaded, which counts as an observation
+// of each.
+func (c *pageCache) lendRun(first GFN, words []Word, slots []int32, loaded time.Time, fn func(i, n int, pages []byte) bool) (next int, more bool) {
 	now := c.now()
 	c.touch(now)
 	at := c.at(loaded)
@@ -195,13 +202,13 @@ func (c *pageCache) lendRun(first GFN, words []Word, loaded time.Time, fn func(i
 		return ok
 	}
 	for i, w := range words {
-		k, found := c.index[first+GFN(i)]
-		if !found {
+		k := slots[i]
+		if k < 0 || int(k) >= len(c.ents) {
 			return i, flush()
 		}
 		e := &c.ents[k]
 		seen := e.seen.Load()
-		if e.word != w || !fresh(seen, now) {
+		if e.gfn != first+GFN(i) || e.word != w || !fresh(seen, now) {
 			return i, flush()
 		}
 		e.ref.Store(true)

@@ -39,6 +39,7 @@ type lendRound struct {
 	np      int    // its pages
 	kinds   []uint8
 	words   []Word
+	slots   []int32    // the cache entries of lendCached pages
 	vec     []byte     // residency of the round's frames in guest RAM
 	loaded  time.Time  // no later than the word loads of the round
 	fills   []pageFill // the round's fetches, for the adaptive cache
@@ -258,7 +259,8 @@ func (m *Memory) classify(lr *lendRound, a, stop uint64, np int) {
 		}
 	}
 	if remote {
-		m.cache.keepHeld(first, lr.words[:np], lr.kinds[:np], lendCached, lendCopy)
+		lr.slots = grow(lr.slots, np)
+		m.cache.keepHeld(first, lr.words[:np], lr.kinds[:np], lr.slots[:np], lendCached, lendCopy)
 	}
 }
 
@@ -335,7 +337,7 @@ func (m *Memory) lendCached(lr *lendRound, a, stop uint64, k, j int, visit func(
 	first := GFNOf(a)
 	for k < j {
 		var hits uint64
-		next, more := m.cache.lendRun(first+GFN(k), lr.words[k:j], lr.loaded, func(i, n int, pages []byte) bool {
+		next, more := m.cache.lendRun(first+GFN(k), lr.words[k:j], lr.slots[k:j], lr.loaded, func(i, n int, pages []byte) bool {
 			lo, _ := pageSpan(a, stop, k+i)
 			_, hi := pageSpan(a, stop, k+i+n-1)
 			off := lo & (PageSize - 1)
