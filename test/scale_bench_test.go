@@ -90,10 +90,14 @@ func (z *zeros) Read(p []byte) (int, error) {
 
 // growSeekable writes the grown dump of growDump as a seekable zstd file,
 // as `vmemtrans image compress` would (frames of 1 MiB); the frames of
-// zeros are compressed once.
+// zeros are compressed once. gib 0 writes src itself.
 func growSeekable(tb testing.TB, src []byte, dst string, gib uint64) {
 	tb.Helper()
-	head, tableOff, table := grownDump(src, gib)
+	var stream io.Reader = bytes.NewReader(src)
+	if gib > 0 {
+		head, tableOff, table := grownDump(src, gib)
+		stream = io.MultiReader(bytes.NewReader(head), &zeros{tableOff - uint64(len(head))}, bytes.NewReader(table))
+	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		tb.Fatal(err)
@@ -107,7 +111,6 @@ func growSeekable(tb testing.TB, src []byte, dst string, gib uint64) {
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	stream := io.MultiReader(bytes.NewReader(head), &zeros{tableOff - uint64(len(head))}, bytes.NewReader(table))
 	err = image.WriteSeekable(w, stream, image.SeekableOptions{Workers: runtime.GOMAXPROCS(0),
 		Compress: func(dst, content []byte) ([]byte, error) {
 			if len(content) == len(zero) && bytes.Equal(content, zero) {
@@ -154,12 +157,11 @@ func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
 	return names, paths
 }
 
-// scaleGuestsSeekable is scaleGuests in seekable zstd: the 256 MiB fixture
-// as committed and the same guest grown to 64 GiB.
+// scaleGuestsSeekable is scaleGuests in seekable zstd, both compressed
+// alike: the 256 MiB fixture guest and the same guest grown to 64 GiB.
 func scaleGuestsSeekable(tb testing.TB, dir string) (names, paths []string) {
 	tb.Helper()
-	small := fixturePath("linux-6.1-clean", "memory.elf.zst")
-	zf, err := os.Open(small)
+	zf, err := os.Open(fixturePath("linux-6.1-clean", "memory.elf.zst"))
 	if err != nil {
 		tb.Skipf("fixture: %v", err)
 	}
@@ -173,9 +175,16 @@ func scaleGuestsSeekable(tb testing.TB, dir string) (names, paths []string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	large := filepath.Join(dir, "guest-64g.elf.zst")
-	growSeekable(tb, raw, large, 64)
-	return []string{"256m", "64g"}, []string{small, large}
+	for _, gib := range []uint64{0, 64} {
+		name := "256m"
+		if gib > 0 {
+			name = fmt.Sprintf("%dg", gib)
+		}
+		p := filepath.Join(dir, "guest-"+name+".elf.zst")
+		growSeekable(tb, raw, p, gib)
+		names, paths = append(names, name), append(paths, p)
+	}
+	return names, paths
 }
 
 // idsCommands are the IDS commands measured, each as the CLI runs it: open
@@ -217,8 +226,8 @@ func BenchmarkIDSGuestSize(b *testing.B) {
 }
 
 // BenchmarkIDSGuestSizeSeekable is BenchmarkIDSGuestSize on seekable zstd
-// images: the committed 256 MiB fixture against the same guest grown to
-// 64 GiB, which a reader decompresses only where it reads.
+// images: the 256 MiB fixture guest against the same guest grown to 64 GiB,
+// compressed alike, which a reader decompresses only where it reads.
 //
 //	go test -run '^$' -bench IDSGuestSizeSeekable -benchtime 5x ./test/
 func BenchmarkIDSGuestSizeSeekable(b *testing.B) {
