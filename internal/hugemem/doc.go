@@ -16,5 +16,7 @@
 //     pages serve; where anonymous mappings are not (other systems) the Go
 //     heap serves and release does nothing.
 //   - Spare keeps a few such buffers between uses (scan batches, the
-//     rounds of fabric.Memory.LendPhys) and releases them on Close.
+//     rounds of fabric.Memory.LendPhys) and releases them on Close;
+//     Prefill makes and faults them in ahead of use, and a Get meanwhile
+//     waits for one rather than fault in its own.
 package hugemem

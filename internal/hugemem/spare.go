@@ -28,21 +28,31 @@ func (b Buffer) Release() { b.release() }
 type Spare struct {
 	Max int
 
-	mu     sync.Mutex
-	bufs   []Buffer
-	closed bool
+	mu      sync.Mutex
+	bufs    []Buffer
+	closed  bool
+	pending int        // buffers Prefill is still making
+	ready   *sync.Cond // signalled when one is made; on mu
 }
 
-// Get returns a buffer of n bytes: a kept one that can hold n, or a new one.
+// Get returns a buffer of n bytes: a kept one that can hold n, or a new
+// one. While Prefill is making buffers it waits for one rather than fault
+// in a buffer of its own beside it.
 func (s *Spare) Get(n int) Buffer {
 	s.mu.Lock()
-	for i, b := range s.bufs {
-		if cap(b.B) >= n {
-			s.bufs = append(s.bufs[:i], s.bufs[i+1:]...)
-			s.mu.Unlock()
-			b.B = b.B[:n]
-			return b
+	for {
+		for i, b := range s.bufs {
+			if cap(b.B) >= n {
+				s.bufs = append(s.bufs[:i], s.bufs[i+1:]...)
+				s.mu.Unlock()
+				b.B = b.B[:n]
+				return b
+			}
 		}
+		if s.pending == 0 || s.closed {
+			break
+		}
+		s.ready.Wait()
 	}
 	s.mu.Unlock()
 	return Alloc(n)
@@ -65,11 +75,21 @@ func (s *Spare) Put(b Buffer) {
 // page, on the critical path, is made ready while the caller does other
 // work. Buffers beyond Max, or made after Close, are released.
 func (s *Spare) Prefill(count, n int) {
+	s.mu.Lock()
+	if s.ready == nil {
+		s.ready = sync.NewCond(&s.mu)
+	}
+	s.pending += count
+	s.mu.Unlock()
 	go func() {
 		for range count {
 			b := Alloc(n)
 			Populate(b.B)
 			s.Put(b)
+			s.mu.Lock()
+			s.pending--
+			s.ready.Broadcast()
+			s.mu.Unlock()
 		}
 	}()
 }

@@ -71,3 +71,22 @@ func TestSparePrefill(t *testing.T) {
 		t.Fatalf("a closed Spare kept %d prefilled buffers", closed.Len())
 	}
 }
+
+// TestSpareGetWaitsForPrefill: a Get while Prefill is making buffers takes
+// a prefilled one instead of making its own.
+func TestSpareGetWaitsForPrefill(t *testing.T) {
+	s := Spare{Max: 2}
+	defer s.Close()
+	s.Prefill(1, 8<<20)
+	b := s.Get(8 << 20) // at once: the prefill has hardly started
+	s.mu.Lock()
+	pending := s.pending
+	s.mu.Unlock()
+	if pending != 0 || s.Len() != 0 {
+		t.Fatalf("after the Get: prefill pending %d, %d kept; want the Get to have waited for the prefilled buffer and taken it", pending, s.Len())
+	}
+	s.Put(b)
+	if s.Len() != 1 {
+		t.Fatalf("%d buffers kept after the prefilled one came back, want 1", s.Len())
+	}
+}
