@@ -126,9 +126,8 @@ func growSeekable(tb testing.TB, src []byte, dst string, gib uint64) {
 	}
 }
 
-// scaleGuests decompresses the 256 MiB fixture and grows it to 8 and 64 GiB
-// in dir; it returns the three images, smallest first.
-func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
+// fixtureGuest is the 256 MiB fixture guest's dump, decompressed.
+func fixtureGuest(tb testing.TB) []byte {
 	tb.Helper()
 	zf, err := os.Open(fixturePath("linux-6.1-clean", "memory.elf.zst"))
 	if err != nil {
@@ -144,6 +143,14 @@ func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return raw
+}
+
+// scaleGuests decompresses the 256 MiB fixture and grows it to 8 and 64 GiB
+// in dir; it returns the three images, smallest first.
+func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
+	tb.Helper()
+	raw := fixtureGuest(tb)
 	base := filepath.Join(dir, "guest-256m.elf")
 	if err := os.WriteFile(base, raw, 0o600); err != nil {
 		tb.Fatal(err)
@@ -161,20 +168,7 @@ func scaleGuests(tb testing.TB, dir string) (names, paths []string) {
 // alike: the 256 MiB fixture guest and the same guest grown to 64 GiB.
 func scaleGuestsSeekable(tb testing.TB, dir string) (names, paths []string) {
 	tb.Helper()
-	zf, err := os.Open(fixturePath("linux-6.1-clean", "memory.elf.zst"))
-	if err != nil {
-		tb.Skipf("fixture: %v", err)
-	}
-	defer zf.Close()
-	zr, err := zstd.NewReader(zf)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer zr.Close()
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	raw := fixtureGuest(tb)
 	for _, gib := range []uint64{0, 64} {
 		name := "256m"
 		if gib > 0 {
