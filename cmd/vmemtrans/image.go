@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,12 +27,13 @@ func imageCompressCmd() *cobra.Command {
 	var level, frameSize string
 	cmd := &cobra.Command{
 		Use:   "compress IN OUT",
-		Short: "Compress a memory image (raw or QEMU ELF dump) into seekable zstd",
-		Long: `Compress a memory image into the zstd seekable format: independent frames
-and a seek table. Every command that takes --image reads such a file by
-decompressing only the frames it reads (ps on a 256 MiB guest reads about
-a quarter of them), where a plain zstd file is decompressed whole first.
-Any zstd tool still decompresses it as one stream.`,
+		Short: "Compress a memory image into seekable zstd",
+		Long: `Compress a memory image (raw, QEMU ELF dump, or a zstd stream of either,
+which is read for its content) into the zstd seekable format: independent
+frames and a seek table. Every command that takes --image reads such a
+file by decompressing only the frames it reads (ps on a 256 MiB guest
+reads about a quarter of them), where a plain zstd file is decompressed
+whole first. Any zstd tool still decompresses it as one stream.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ok, lvl := zstd.EncoderLevelFromString(level)
@@ -61,19 +63,38 @@ func compressImage(inPath, out string, level zstd.EncoderLevel, frameSize int) e
 		return fmt.Errorf("image compress: %w", err)
 	}
 	defer enc.Close()
+	if ist, err := src.Stat(); err == nil {
+		if ost, err := os.Stat(out); err == nil && os.SameFile(ist, ost) {
+			return fmt.Errorf("image compress: %s is the input itself", out)
+		}
+	}
 	dst, err := os.Create(out)
 	if err != nil {
 		return fmt.Errorf("image compress: %w", err)
 	}
 	start := time.Now()
 	w := bufio.NewWriterSize(dst, 1<<20)
-	var in io.Reader = bufio.NewReaderSize(src, 1<<20)
+	var file io.Reader = src
 	if progress := progressBar("compressing"); progress != nil {
 		if st, err := src.Stat(); err == nil && st.Size() > 0 {
-			in = &progressReader{r: in, total: uint64(st.Size()), report: progress}
+			file = &progressReader{r: src, total: uint64(st.Size()), report: progress}
 		}
 	}
-	err = image.WriteSeekable(w, in, image.SeekableOptions{
+	br := bufio.NewReaderSize(file, 1<<20)
+	content := &countingReader{r: br}
+	if head, _ := br.Peek(4); bytes.Equal(head, zstdMagic) {
+		// A zstd dump (one stream, or seekable already) is made seekable
+		// from its content.
+		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			dst.Close()
+			os.Remove(out)
+			return fmt.Errorf("image compress %s: %w", inPath, err)
+		}
+		defer dec.Close()
+		content.r = dec
+	}
+	err = image.WriteSeekable(w, content, image.SeekableOptions{
 		FrameSize: frameSize,
 		Workers:   runtime.GOMAXPROCS(0),
 		Compress:  func(dst, content []byte) ([]byte, error) { return enc.EncodeAll(content, dst), nil },
@@ -88,18 +109,17 @@ func compressImage(inPath, out string, level zstd.EncoderLevel, frameSize int) e
 		os.Remove(out)
 		return fmt.Errorf("image compress %s: %w", inPath, err)
 	}
-	ist, _ := src.Stat()
 	ost, err := os.Stat(out)
 	if err != nil {
 		return fmt.Errorf("image compress: %w", err)
 	}
 	if jsonOutput {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"in": inPath, "out": out, "in_bytes": ist.Size(), "out_bytes": ost.Size(), "frame_size": frameSize, "seconds": time.Since(start).Seconds(),
+			"in": inPath, "out": out, "content_bytes": content.n, "out_bytes": ost.Size(), "frame_size": frameSize, "seconds": time.Since(start).Seconds(),
 		})
 	}
-	fmt.Printf("%s: %d bytes to %d (%.1f%%) in frames of %d, %.1f s\n", out, ist.Size(), ost.Size(),
-		100*float64(ost.Size())/float64(max(ist.Size(), 1)), frameSize, time.Since(start).Seconds())
+	fmt.Printf("%s: %d bytes of content to %d (%.1f%%) in frames of %d, %.1f s\n", out, content.n, ost.Size(),
+		100*float64(ost.Size())/float64(max(content.n, 1)), frameSize, time.Since(start).Seconds())
 	return nil
 }
 
@@ -117,3 +137,17 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.report(min(p.done, p.total), p.total)
 	return n, err
 }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
