@@ -51,10 +51,10 @@
 // word unchanged across the residency query), and reads the rest with one
 // ReadPhys. The next two rounds are classified and read while the caller
 // searches the current one (their fetches in flight together), into
-// buffers a Memory faults in as it opens. After a local run is shown its words are
-// reloaded; a run whose word changed, or whose view faulted while the
-// caller read it (the page moved away), is read again by ReadPhys and shown
-// again with Retry set.
+// buffers a Memory faults in as it opens. After a local run is shown its
+// words are reloaded; a run whose word changed, or whose view faulted
+// while the caller read it (the page moved away), is read again by
+// ReadPhys and shown again with Retry set.
 //
 // fabric imports none of rdma, tcpfallback or kvmhost.
 package fabric

@@ -162,8 +162,8 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	}
 	// A scan's rounds write their buffers whole; on a host that backs
 	// memory lazily, faulting them in costs more than the first rounds'
-	// fetches (1.7 ms a MiB here). It is done now, beside
-	// what the reader does first (binding the kernel).
+	// fetches (1.7 ms a MiB here). It is done now, beside what the reader
+	// does first (binding the kernel).
 	m.lendSpare.Prefill(m.lendSpare.Max, lendPages*PageSize)
 	return m, nil
 }

@@ -73,7 +73,7 @@ func (s *Spare) Put(b Buffer) {
 // Prefill makes count buffers of n bytes, faults them in and keeps them,
 // on a goroutine of its own: memory a later Get would fault in page by
 // page, on the critical path, is made ready while the caller does other
-// work. Buffers beyond Max, or made after Close, are released.
+// work. Buffers beyond Max are released; after Close no more are made.
 func (s *Spare) Prefill(count, n int) {
 	s.mu.Lock()
 	if s.ready == nil {
@@ -82,10 +82,15 @@ func (s *Spare) Prefill(count, n int) {
 	s.pending += count
 	s.mu.Unlock()
 	go func() {
-		for range count {
-			b := Alloc(n)
-			Populate(b.B)
-			s.Put(b)
+		for made := 0; made < count; made++ {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				b := Alloc(n)
+				Populate(b.B)
+				s.Put(b)
+			}
 			s.mu.Lock()
 			s.pending--
 			s.ready.Broadcast()

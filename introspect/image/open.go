@@ -94,7 +94,7 @@ func openSeekableImage(z *seekable, opts Options) (*Image, error) {
 	n, err := z.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		z.Close()
-		return nil, fmt.Errorf("image: read decompressed %s: %w", z.name, err)
+		return nil, fmt.Errorf("image: read the decompressed header: %w", err)
 	}
 	var img *Image
 	switch head = head[:n]; {

@@ -15,9 +15,9 @@ import (
 	"github.com/vmemtrans/vmemtrans/internal/hugemem"
 )
 
-// maxLazyFrame bounds the content of one frame that a seekable image
-// decompresses on demand: a reader holds a frame's content while it
-// writes it out. A file with larger frames is decompressed whole, as a
+// maxLazyFrame bounds one frame, compressed and decompressed, that a
+// seekable image decompresses on demand: a read holds both while it copies
+// the content out. A file with larger frames is decompressed whole, as a
 // stream.
 const maxLazyFrame = 64 << 20
 
@@ -36,11 +36,12 @@ type seekable struct {
 	size    uint64
 	mem     memory // the decompressed content; never written where zero
 	release func()
-	nonZero []atomic.Uint64 // one bit per page of out: written with data
+	nonZero []atomic.Uint64 // one bit per page of mem: written with data
 	state   []frameState
 	dec     *zstd.Decoder
 	bufs    sync.Pool      // *[]byte
 	ahead   sync.WaitGroup // decompressions started ahead of the reads
+	depth   int            // how many frames a read decompresses ahead
 }
 
 type frameState struct {
@@ -56,7 +57,7 @@ type frameState struct {
 func openSeekable(src *os.File, frames []seekFrame) (z *seekable, ok bool, err error) {
 	var size uint64
 	for _, fr := range frames {
-		if fr.decompLen > maxLazyFrame {
+		if fr.decompLen > maxLazyFrame || fr.compLen > maxLazyFrame {
 			return nil, false, nil
 		}
 		size += uint64(fr.decompLen)
@@ -77,6 +78,7 @@ func openSeekable(src *os.File, frames []seekFrame) (z *seekable, ok bool, err e
 	return &seekable{
 		name: src.Name(), src: src, frames: frames, size: size, mem: mem, release: release,
 		nonZero: make([]atomic.Uint64, (pages+63)/64), state: make([]frameState, len(frames)), dec: dec,
+		depth: runtime.GOMAXPROCS(0) - 1,
 	}, true, nil
 }
 
@@ -124,16 +126,16 @@ func (z *seekable) decodeFrame(fr seekFrame, i int) error {
 	cp := z.buffer(int(fr.compLen))
 	defer z.bufs.Put(cp)
 	if _, err := z.src.ReadAt(*cp, int64(fr.comp)); err != nil {
-		return fmt.Errorf("image: %s: read frame %d: %w", z.name, i, err)
+		return fmt.Errorf("zstd frame %d of %s: read: %w", i, z.name, err)
 	}
 	dp := z.buffer(int(fr.decompLen))
 	defer z.bufs.Put(dp)
 	content, err := z.dec.DecodeAll(*cp, (*dp)[:0])
 	if err != nil {
-		return fmt.Errorf("image: %s: frame %d: %w: %w", z.name, i, ErrFormat, err)
+		return fmt.Errorf("zstd frame %d of %s: %w: %w", i, z.name, ErrFormat, err)
 	}
 	if len(content) != int(fr.decompLen) {
-		return fmt.Errorf("image: %s: frame %d holds %d bytes, its seek table says %d: %w", z.name, i, len(content), fr.decompLen, ErrFormat)
+		return fmt.Errorf("zstd frame %d of %s holds %d bytes, its seek table says %d: %w", i, z.name, len(content), fr.decompLen, ErrFormat)
 	}
 	// Copy the runs of pages that are not all zeros. A frame that is a
 	// quarter data or more gets huge pages (one fault per 2 MiB instead of
@@ -173,13 +175,13 @@ func (z *seekable) decodeFrame(fr seekFrame, i int) error {
 	return nil
 }
 
-// decodeAhead starts the decompression of the frames after i, up to
-// GOMAXPROCS-1 of them before last, on goroutines of their own: while the
+// decodeAhead starts the decompression of the frames after i that begin
+// before end, up to depth of them, on goroutines of their own: while the
 // caller shows frame i the next ones are being made. It looks no further,
 // so a reader that stops early (a search that found its match) wastes at
 // most those frames.
-func (z *seekable) decodeAhead(i, last int) {
-	for j := i + 1; j < min(last, i+runtime.GOMAXPROCS(0)); j++ {
+func (z *seekable) decodeAhead(i int, end uint64) {
+	for j := i + 1; j <= i+z.depth && j < len(z.frames) && z.frames[j].decomp < end; j++ {
 		st := &z.state[j]
 		if !st.done.Load() && st.claimed.CompareAndSwap(false, true) {
 			z.ahead.Go(func() { _ = z.decode(j) })
@@ -193,7 +195,6 @@ func (z *seekable) decodeAhead(i, last int) {
 func (z *seekable) visit(off, end uint64, fn func(off, n uint64, data []byte, err error) bool) bool {
 	end = min(end, z.size)
 	i := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp+uint64(z.frames[i].decompLen) > off })
-	last := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].decomp >= end })
 	runStart, runEnd, runData := off, off, false // pending run, merged across frames
 	flush := func() bool {
 		if runEnd == runStart {
@@ -210,7 +211,7 @@ func (z *seekable) visit(off, end uint64, fn func(off, n uint64, data []byte, er
 	for a := off; a < end && i < len(z.frames); i++ {
 		fr := z.frames[i]
 		stop := min(end, fr.decomp+uint64(fr.decompLen))
-		z.decodeAhead(i, last)
+		z.decodeAhead(i, end)
 		if err := z.decode(i); err != nil {
 			if !flush() || !fn(a, stop-a, nil, err) {
 				return false

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -227,4 +231,32 @@ func FuzzSeekTable(f *testing.F) {
 			t.Fatalf("frames expand to %d bytes from %d, past the bound or the file", decomp, comp)
 		}
 	})
+}
+
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A frame that fails to compress ends the writing: the rest of an endless
+// source is neither read nor compressed.
+func TestWriteSeekableStopsAtFirstError(t *testing.T) {
+	var compressed atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- WriteSeekable(io.Discard, endless{}, SeekableOptions{FrameSize: 4096, Workers: 3,
+			Compress: func(dst, content []byte) ([]byte, error) {
+				if compressed.Add(1) == 5 {
+					return nil, errors.New("disk full")
+				}
+				return append(dst, content[:1]...), nil
+			}})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("WriteSeekable: %v, want the compression error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteSeekable kept reading after a frame failed")
+	}
 }

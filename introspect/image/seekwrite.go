@@ -44,9 +44,11 @@ func WriteSeekable(dst io.Writer, src io.Reader, opts SeekableOptions) error {
 		err     error
 		done    chan struct{}
 	}
-	// Jobs go to the workers and, in the same order, to the writer below.
+	// Jobs go to the workers and, in the same order, to the writer below;
+	// stop ends the reading once the writer has failed.
 	work := make(chan *job)
 	order := make(chan *job, workers)
+	stop := make(chan struct{})
 	for range workers {
 		go func() {
 			for j := range work {
@@ -64,7 +66,11 @@ func WriteSeekable(dst io.Writer, src io.Reader, opts SeekableOptions) error {
 			n, err := io.ReadFull(src, content)
 			if n > 0 {
 				j := &job{index: i, content: content[:n], done: make(chan struct{})}
-				order <- j
+				select {
+				case order <- j:
+				case <-stop:
+					return
+				}
 				work <- j
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -80,8 +86,10 @@ func WriteSeekable(dst io.Writer, src io.Reader, opts SeekableOptions) error {
 	var err error
 	for j := range order {
 		<-j.done
+		if err != nil {
+			continue // drain what was read before the reading stopped
+		}
 		switch {
-		case err != nil: // drain
 		case j.err != nil:
 			err = fmt.Errorf("image: compress frame %d: %w", j.index, j.err)
 		case len(j.out) > math.MaxUint32:
@@ -91,6 +99,9 @@ func WriteSeekable(dst io.Writer, src io.Reader, opts SeekableOptions) error {
 				err = fmt.Errorf("image: write frame %d: %w", j.index, werr)
 			}
 			sizes = append(sizes, [2]uint32{uint32(len(j.out)), uint32(len(j.content))})
+		}
+		if err != nil {
+			close(stop)
 		}
 	}
 	if err == nil {
