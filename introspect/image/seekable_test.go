@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,5 +259,59 @@ func TestWriteSeekableStopsAtFirstError(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("WriteSeekable kept reading after a frame failed")
+	}
+}
+
+// Dense frames are decompressed in place and sparse ones aside: both give
+// the content, and zero pages inside a dense frame are still lent as Zero.
+func TestSeekableDenseAndSparseFrames(t *testing.T) {
+	const frame = 1 << 20
+	content := make([]byte, 4*frame)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	fill := func(b []byte) {
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+	}
+	fill(content[:frame])                   // frame 0: dense ...
+	clear(content[3*pageSize : 5*pageSize]) // ... with two zero pages
+	for p := 2*frame + 7*pageSize; p < 3*frame; p += 128 * pageSize {
+		fill(content[p : p+pageSize]) // frame 2: a few pages of data
+	}
+	fill(content[3*frame:]) // frame 3: dense; frame 1 stays zeros
+	img, err := Open(tempFile(t, "raw.zst", seekableBytes(t, content, frame)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	z := img.segs[0].src.(*seekable)
+	for i, want := range []bool{true, false, false, true} {
+		if got := z.frames[i].dense(); got != want {
+			t.Fatalf("frame %d taken for dense=%v, want %v: both ways must be covered", i, got, want)
+		}
+	}
+	var got []byte
+	var zeroAt []uint64
+	err = img.LendPhys(0, uint64(len(content)), func(s physmem.Segment) bool {
+		switch {
+		case s.Err != nil:
+			t.Fatalf("segment %#x+%d: %v", s.Addr, s.Len, s.Err)
+		case s.Zero:
+			zeroAt = append(zeroAt, s.Addr)
+			got = append(got, make([]byte, s.Len)...)
+		default:
+			got = append(got, s.Data...)
+		}
+		return true
+	})
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("lent content differs (%v)", err)
+	}
+	if len(zeroAt) == 0 || zeroAt[0] != 3*pageSize {
+		t.Fatalf("zero segments at %#x, want the first at %#x (inside the dense frame 0)", zeroAt, 3*pageSize)
+	}
+	back := make([]byte, len(content))
+	if err := img.ReadPhys([]physmem.Range{{Addr: 0, Buf: back}}); err != nil || !bytes.Equal(back, content) {
+		t.Fatalf("read back differs (%v)", err)
 	}
 }

@@ -76,6 +76,9 @@ type kallsymsTables struct {
 	// anchored is false for entry-relative addresses decoded without the
 	// table's own virtual address: they are then off by one constant.
 	anchored bool
+	// textPhys is where _text lies physically when the tables' source
+	// says so (VMCOREINFO's phys_base), 0 when unknown.
+	textPhys uint64
 }
 
 var le = binary.LittleEndian

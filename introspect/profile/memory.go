@@ -99,30 +99,33 @@ func FromMemory(r physmem.Reader, opts MemoryOptions) (*Profile, MemoryInfo, err
 	// The image is physically contiguous and loaded 2 MiB-aligned (x86-64's
 	// CONFIG_PHYSICAL_ALIGN), so _text is at one of a few physical addresses
 	// below the token table; the right one has the BTF header at
-	// __start_BTF and the banner at linux_banner.
-	found := false
+	// __start_BTF and the banner at linux_banner. Where VMCOREINFO stated
+	// it, that one is checked first: each candidate costs a read of memory
+	// that is otherwise never read.
 	release := ""
-	for textPhys := info.KallsymsPhys &^ (imageAlign - 1); textPhys+(end-text) > info.KallsymsPhys; textPhys -= imageAlign {
+	place := func(textPhys uint64) bool {
 		if release = parseBanner(readPhysLenient(r, textPhys+(banner-text), 256)); release == "" {
-			if textPhys < imageAlign {
-				break
-			}
-			continue
+			return false
 		}
 		h := textPhys + (startBTF - text)
 		hdr := readPhysLenient(r, h, btfHeaderLen)
 		total := btfHeaderLen + int(le.Uint32(hdr[16:])) + int(le.Uint32(hdr[20:]))
-		if total <= maxBTF && h+uint64(total) <= r.Size() {
-			err := withPhys(r, h, total, func(blob []byte) error {
-				_, err := btfBlobLen(blob)
-				return err
-			})
-			if err == nil {
-				found, info.TextPhys, info.BTFPhys, info.BTFSize = true, textPhys, h, total
-				break
-			}
+		if total > maxBTF || h+uint64(total) > r.Size() {
+			return false
 		}
-		if textPhys < imageAlign {
+		err := withPhys(r, h, total, func(blob []byte) error {
+			_, err := btfBlobLen(blob)
+			return err
+		})
+		if err != nil {
+			return false
+		}
+		info.TextPhys, info.BTFPhys, info.BTFSize = textPhys, h, total
+		return true
+	}
+	found := ks.textPhys != 0 && ks.textPhys+(end-text) <= r.Size() && place(ks.textPhys)
+	for textPhys := info.KallsymsPhys &^ (imageAlign - 1); !found && textPhys+(end-text) > info.KallsymsPhys; textPhys -= imageAlign {
+		if found = place(textPhys); found || textPhys < imageAlign {
 			break
 		}
 	}

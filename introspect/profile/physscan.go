@@ -35,7 +35,7 @@ func withPhys(r physmem.Reader, addr uint64, n int, use func(b []byte) error) er
 }
 
 // scanChunk is how much scanPatterns searches at a time.
-const scanChunk = 16 << 20
+const scanChunk = 1 << 20
 
 // scanPatterns visits every occurrence of any of the patterns in physical
 // address order (pattern index and address) in one pass over r, until

@@ -135,9 +135,11 @@ func kallsymsFromVmcoreinfo(r physmem.Reader, v vmcoreinfo, textLink uint64) (*k
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if text, _ := t.syms.first("_text"); text-slide != textLink {
+	text, _ := t.syms.first("_text")
+	if text-slide != textLink {
 		return nil, 0, 0, fmt.Errorf("_text %#x disagrees with KERNELOFFSET %#x", text, slide)
 	}
+	t.textPhys = pa(text)
 	return t, pa(va[2]), slide, nil
 }
 
