@@ -34,7 +34,11 @@ func withPhys(r physmem.Reader, addr uint64, n int, use func(b []byte) error) er
 	return use(readPhysLenient(r, addr, n))
 }
 
-// scanChunk is how much scanPatterns searches at a time.
+// scanChunk is how much scanPatterns searches before it visits what it
+// found: a search that stops at its first find reads at most this much
+// past it. On a compressed image every megabyte searched is one frame
+// decompressed; with 16 MiB chunks a search for VMCOREINFO at 19 MiB
+// decompressed 13 frames for nothing.
 const scanChunk = 1 << 20
 
 // scanPatterns visits every occurrence of any of the patterns in physical
