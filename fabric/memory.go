@@ -164,7 +164,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	// memory lazily, faulting them in costs more than the first rounds'
 	// fetches (1.7 ms a MiB here). It is done now, beside what the reader
 	// does first (binding the kernel).
-	m.lendSpare.Prefill(m.lendSpare.Max, lendPages*PageSize)
+	m.lendSpare.Prefill(m.lendSpare.Max, lendCopyPages*PageSize)
 	return m, nil
 }
 

@@ -10,17 +10,20 @@ import (
 
 var _ physmem.Lender = (*Memory)(nil)
 
-// lendPages is how many pages one round of LendPhys classifies at most:
-// their words are loaded together, and the pages it cannot show in place
-// are read in one ReadPhys (one transport batch per sub-host, which the
-// transport pipelines). Rounds start at lendFirstPages and double, so the
-// first search starts early and the fetches of later rounds stream. The
-// lendDepth round buffers are the memory a one-shot scan writes fresh: on
-// a host that backs memory lazily that costs more than the rounds it saves
-// (4 MiB rounds: a one-shot scan by proxy 0.066 s to 0.052 s, against
-// 16 MiB), so a Memory faults them in as it opens.
+// A round of LendPhys classifies up to lendPages pages: their words are
+// loaded together, and the pages it cannot show in place (remote for proxy
+// and self, cache misses) are read in one ReadPhys, one transport batch per
+// sub-host, which the transport pipelines. A round ends early once it holds
+// lendCopyPages such pages, so every fetch is a full batch however sparse
+// the remote pages lie: with rounds of a fixed 1,024 pages a scan by proxy
+// fetched about 200 pages a round, and read remote pages at half the rate
+// the same sub-host streams to bench fetch. Rounds start at lendFirstPages
+// and double, so the first search starts early and the fetches of later
+// rounds stream. The lendDepth round buffers, lendCopyPages each, are the
+// memory a one-shot scan writes fresh: a Memory faults them in as it opens.
 const (
-	lendPages      = 1024
+	lendPages      = 8192
+	lendCopyPages  = 512
 	lendFirstPages = 256
 	lendDepth      = 3 // rounds at once: one shown, two being prepared
 )
@@ -44,7 +47,9 @@ type lendRound struct {
 	loaded  time.Time  // no later than the word loads of the round
 	fills   []pageFill // the round's fetches, for the adaptive cache
 	ranges  []physmem.Range
-	buf     hugemem.Buffer // page k of the round at buf.B[k*PageSize:]
+	bufAt   []int32        // page k, if read by ReadPhys, is page bufAt[k] of buf
+	buf     hugemem.Buffer // the pages read by ReadPhys, in order
+	again   []byte         // where pages shown again are read, lendCopyPages long
 }
 
 // LendPhys implements physmem.Lender. Pages held here are shown in place
@@ -90,8 +95,9 @@ func (m *Memory) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) erro
 }
 
 // lendRounds shows [a, stop), which lies in one range of the layout, in
-// rounds. While one round is shown, the next lendDepth-1 are classified and
-// their copies read: a scan's search overlaps its fetches, and the fetches
+// rounds. While one round is shown, the copies of the next lendDepth-1 are
+// read (a round is classified as it starts, which decides where it ends,
+// so the next one can start): a scan's search overlaps its fetches, and the fetches
 // of two rounds are in flight together, so a sub-host gathers one round's
 // pages while the other's are on the wire (one at a time, a fetch waited
 // for the one before it: a scan by proxy read remote pages at 0.3 of what
@@ -118,10 +124,11 @@ func (m *Memory) lendRounds(a, stop uint64, visit func(physmem.Segment) bool) (m
 		}
 		lr := rounds[i]
 		lr.span(next, stop, pages)
+		m.classify(lr) // it decides where the round ends
 		next, pages = lr.stop, min(2*pages, lendPages)
 		ch := make(chan struct{})
 		done[i] = ch
-		go func() { defer close(ch); m.prepare(lr) }()
+		go func() { defer close(ch); m.fetchRound(lr) }()
 	}
 	for i := range rounds {
 		start(i)
@@ -161,12 +168,10 @@ func pageSpan(a, stop uint64, k int) (lo, hi uint64) {
 	return max(a, page), min(stop, page+PageSize)
 }
 
-// prepare classifies the pages of round lr and reads those it cannot
-// show in place, in one ReadPhys.
-func (m *Memory) prepare(lr *lendRound) {
+// fetchRound reads the pages of the classified round lr that it cannot show in
+// place, in one ReadPhys.
+func (m *Memory) fetchRound(lr *lendRound) {
 	a, stop, np := lr.a, lr.stop, lr.np
-	lr.kinds, lr.words, lr.vec = grow(lr.kinds, np), grow(lr.words, np), grow(lr.vec, np)
-	m.classify(lr, a, stop, np)
 	lr.ranges = lr.ranges[:0]
 	for k := range np {
 		if lr.kinds[k] == lendCopy {
@@ -217,7 +222,7 @@ func (m *Memory) show(lr *lendRound, visit func(physmem.Segment) bool) (more boo
 				more = visit(physmem.Segment{Addr: lo, Len: hi - lo, Err: err})
 				failed++
 			} else {
-				more = visit(lr.segment(a, stop, k, j, false))
+				more = visit(lr.segment(a, stop, k, j))
 			}
 			r += j - k
 		}
@@ -230,10 +235,13 @@ func (m *Memory) show(lr *lendRound, visit func(physmem.Segment) bool) (more boo
 }
 
 // classify loads the word of every page of the round (which lies in the
-// layout) and decides how each is shown. A local frame that guest RAM does
+// layout) and decides how each is shown; the round ends before the page
+// that would be its copy lendCopyPages+1. A local frame that guest RAM does
 // not hold was never written (the runtime punches a page only after
 // publishing its remote word): it is a Zero segment, read by no one.
-func (m *Memory) classify(lr *lendRound, a, stop uint64, np int) {
+func (m *Memory) classify(lr *lendRound) {
+	a, np := lr.a, lr.np
+	lr.kinds, lr.words, lr.vec = grow(lr.kinds, np), grow(lr.words, np), grow(lr.vec, np)
 	first := GFNOf(a)
 	view := m.local.view
 	lr.loaded = time.Now()
@@ -251,32 +259,53 @@ func (m *Memory) classify(lr *lendRound, a, stop uint64, np int) {
 			remote = true
 		}
 	}
-	if hi >= 0 && m.local.resident((first+GFN(lo)).Addr(), lr.vec[lo:hi+1]) == nil {
+	if remote {
+		lr.slots = grow(lr.slots, np)
+		m.cache.keepHeld(first, lr.words[:np], lr.kinds[:np], lr.slots[:np], lendCached, lendCopy)
+	}
+	// The round ends before its copy that would not fit in the buffer.
+	lr.bufAt = grow(lr.bufAt, np)
+	copies := int32(0)
+	for k := range np {
+		if lr.kinds[k] != lendCopy {
+			continue
+		}
+		if copies == lendCopyPages {
+			lr.truncate(k)
+			hi = min(hi, k-1)
+			break
+		}
+		lr.bufAt[k] = copies
+		copies++
+	}
+	if hi >= lo && m.local.resident((first+GFN(lo)).Addr(), lr.vec[lo:hi+1]) == nil {
 		for k := lo; k <= hi; k++ {
 			if lr.kinds[k] == lendLocal && lr.vec[k]&1 == 0 && m.cfg.Locations.Load(first+GFN(k)) == lr.words[k] {
 				lr.kinds[k] = lendZero
 			}
 		}
 	}
-	if remote {
-		lr.slots = grow(lr.slots, np)
-		m.cache.keepHeld(first, lr.words[:np], lr.kinds[:np], lr.slots[:np], lendCached, lendCopy)
-	}
+}
+
+// truncate ends the round before its page k.
+func (lr *lendRound) truncate(k int) {
+	lr.np, lr.stop = k, (GFNOf(lr.a) + GFN(k)).Addr()
 }
 
 // copyRange is the ReadPhys range of page k, in its place in the buffer.
 func (lr *lendRound) copyRange(a, stop uint64, k int) physmem.Range {
 	lo, hi := pageSpan(a, stop, k)
-	off := k*PageSize + int(lo&(PageSize-1))
+	off := int(lr.bufAt[k])*PageSize + int(lo&(PageSize-1))
 	return physmem.Range{Addr: lo, Buf: lr.buf.B[off : off+int(hi-lo)]}
 }
 
-// segment is pages [k, j) of the round as they stand in the buffer.
-func (lr *lendRound) segment(a, stop uint64, k, j int, retry bool) physmem.Segment {
+// segment is pages [k, j) of the round, read by ReadPhys, as they stand in
+// the buffer (one after another there too).
+func (lr *lendRound) segment(a, stop uint64, k, j int) physmem.Segment {
 	lo, _ := pageSpan(a, stop, k)
 	_, hi := pageSpan(a, stop, j-1)
-	off := k*PageSize + int(lo&(PageSize-1))
-	return physmem.Segment{Addr: lo, Len: hi - lo, Data: lr.buf.B[off : off+int(hi-lo)], Retry: retry}
+	off := int(lr.bufAt[k])*PageSize + int(lo&(PageSize-1))
+	return physmem.Segment{Addr: lo, Len: hi - lo, Data: lr.buf.B[off : off+int(hi-lo)]}
 }
 
 // lendLocal shows local pages [k, j) in place, then checks that none
@@ -302,30 +331,40 @@ func (m *Memory) lendLocal(lr *lendRound, a, stop uint64, k, j int, visit func(p
 }
 
 // lendAgain reads pages [k, j) by ReadPhys and shows them, the first
-// segment replacing the one shown before (Retry).
+// segment replacing the one shown before (Retry). They are read into the
+// round's own buffer for this, lendCopyPages at a time: the round buffer
+// holds the round's copies.
 func (m *Memory) lendAgain(lr *lendRound, a, stop uint64, k, j int, visit func(physmem.Segment) bool) bool {
-	rs := lr.ranges[len(lr.ranges):]
-	for i := k; i < j; i++ {
-		rs = append(rs, lr.copyRange(a, stop, i))
+	if lr.again == nil {
+		lr.again = make([]byte, lendCopyPages*PageSize)
 	}
-	_ = m.ReadPhys(rs)
 	retry := true
-	for i := k; i < j; {
-		e := i + 1
-		if err := rs[i-k].Err; err != nil {
+	for c := k; c < j; c += lendCopyPages {
+		e := min(j, c+lendCopyPages)
+		rs := lr.ranges[len(lr.ranges):]
+		for i := c; i < e; i++ {
 			lo, hi := pageSpan(a, stop, i)
-			if !visit(physmem.Segment{Addr: lo, Len: hi - lo, Err: err, Retry: retry}) {
-				return false
-			}
-		} else {
-			for e < j && rs[e-k].Err == nil {
-				e++
-			}
-			if !visit(lr.segment(a, stop, i, e, retry)) {
-				return false
-			}
+			off := (i-c)*PageSize + int(lo&(PageSize-1))
+			rs = append(rs, physmem.Range{Addr: lo, Buf: lr.again[off : off+int(hi-lo)]})
 		}
-		retry, i = false, e
+		_ = m.ReadPhys(rs)
+		for i := c; i < e; {
+			n := i + 1
+			lo, hi := pageSpan(a, stop, i)
+			seg := physmem.Segment{Addr: lo, Len: hi - lo, Err: rs[i-c].Err, Retry: retry}
+			if seg.Err == nil {
+				for n < e && rs[n-c].Err == nil {
+					n++
+				}
+				_, hi = pageSpan(a, stop, n-1)
+				off := (i-c)*PageSize + int(lo&(PageSize-1))
+				seg.Len, seg.Data = hi-lo, lr.again[off:off+int(hi-lo)]
+			}
+			if !visit(seg) {
+				return false
+			}
+			retry, i = false, n
+		}
 	}
 	return true
 }
@@ -365,7 +404,7 @@ func (m *Memory) lendCached(lr *lendRound, a, stop uint64, k, j int, visit func(
 }
 
 func (m *Memory) getLendRound() *lendRound {
-	return &lendRound{buf: m.lendSpare.Get(lendPages * PageSize)}
+	return &lendRound{buf: m.lendSpare.Get(lendCopyPages * PageSize)}
 }
 
 func (m *Memory) putLendRound(lr *lendRound) {

@@ -815,3 +815,52 @@ func TestMemoryLendCachedRuns(t *testing.T) {
 		t.Errorf("%d cached frames shown in %d segments, want them run together", pages, segments)
 	}
 }
+
+// TestMemoryLendFullBatches lends a VM whose remote pages are sparse (one
+// frame in five): a lend round ends once it holds a full batch of pages to
+// fetch, not at a fixed number of frames, so the fetches of a scan are
+// full batches however sparse the remote pages lie, and every page is
+// still shown right. The local frames between them are a later retry's
+// business: one moved away while shown is read again (into a buffer of
+// its own, the round's holding its fetches).
+func TestMemoryLendFullBatches(t *testing.T) {
+	const pages = 16384
+	content := stampedContent(pages)
+	vm := newFakeVM(t, content, 1, pages)
+	scatter(t, vm, 5)
+	var mu sync.Mutex
+	var batches []int
+	tr := vm.trs[0]
+	vm.trs = map[uint8]fabric.Transport{0: recordingTransport{Transport: tr, record: func(n int) {
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	}}}
+	m := vm.memory(t, fabric.MemoryConfig{Method: fabric.MethodProxy})
+	if got, bad, err := lendChecked(m, 0, pages*4096); err != nil || bad != 0 || got != pages {
+		t.Fatalf("lend: %d pages, %d wrong, %v", got, bad, err)
+	}
+	remote := (pages + 3) / 5 // frames 1, 6, 11, ...
+	total, largest := 0, 0
+	for _, n := range batches {
+		total += n
+		largest = max(largest, n)
+	}
+	if total != remote {
+		t.Fatalf("fetched %d pages in %v, want the %d remote ones once", total, batches, remote)
+	}
+	// rounds ramp up from 256 frames (51 remote), then fetch 512 at a time
+	if largest != 512 || len(batches) > remote/512+5 {
+		t.Errorf("fetch batches %v: want full batches of 512 after the first rounds", batches)
+	}
+}
+
+type recordingTransport struct {
+	fabric.Transport
+	record func(slots int)
+}
+
+func (r recordingTransport) ReadSlots(ctx context.Context, b []fabric.SlotIO) error {
+	r.record(len(b))
+	return r.Transport.ReadSlots(ctx, b)
+}
