@@ -49,7 +49,7 @@ type lendRound struct {
 	ranges  []physmem.Range
 	bufAt   []int32        // page k, if read by ReadPhys, is page bufAt[k] of buf
 	buf     hugemem.Buffer // the pages read by ReadPhys, in order
-	again   []byte         // where pages shown again are read, lendCopyPages long
+	again   []byte         // where pages shown again are read, up to lendCopyPages
 }
 
 // LendPhys implements physmem.Lender. Pages held here are shown in place
@@ -335,8 +335,8 @@ func (m *Memory) lendLocal(lr *lendRound, a, stop uint64, k, j int, visit func(p
 // round's own buffer for this, lendCopyPages at a time: the round buffer
 // holds the round's copies.
 func (m *Memory) lendAgain(lr *lendRound, a, stop uint64, k, j int, visit func(physmem.Segment) bool) bool {
-	if lr.again == nil {
-		lr.again = make([]byte, lendCopyPages*PageSize)
+	if need := min(j-k, lendCopyPages) * PageSize; len(lr.again) < need {
+		lr.again = make([]byte, need)
 	}
 	retry := true
 	for c := k; c < j; c += lendCopyPages {
@@ -404,9 +404,16 @@ func (m *Memory) lendCached(lr *lendRound, a, stop uint64, k, j int, visit func(
 }
 
 func (m *Memory) getLendRound() *lendRound {
-	return &lendRound{buf: m.lendSpare.Get(lendCopyPages * PageSize)}
+	lr, _ := m.lendScratch.Get().(*lendRound)
+	if lr == nil {
+		lr = new(lendRound)
+	}
+	lr.buf = m.lendSpare.Get(lendCopyPages * PageSize)
+	return lr
 }
 
 func (m *Memory) putLendRound(lr *lendRound) {
 	m.lendSpare.Put(lr.buf)
+	lr.buf = hugemem.Buffer{}
+	m.lendScratch.Put(lr)
 }
