@@ -95,10 +95,10 @@ func (m *Memory) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) erro
 }
 
 // lendRounds shows [a, stop), which lies in one range of the layout, in
-// rounds. While one round is shown, the copies of the next lendDepth-1 are
-// read (a round is classified as it starts, which decides where it ends,
-// so the next one can start): a scan's search overlaps its fetches, and the fetches
-// of two rounds are in flight together, so a sub-host gathers one round's
+// rounds. A round is classified as it starts, which decides where it ends
+// and so where the next one starts; while one round is shown, the copies
+// of the next lendDepth-1 are read: a scan's search overlaps its fetches,
+// and the fetches of two rounds are in flight together, so a sub-host gathers one round's
 // pages while the other's are on the wire (one at a time, a fetch waited
 // for the one before it: a scan by proxy read remote pages at 0.3 of what
 // the transport streams).
@@ -331,9 +331,9 @@ func (m *Memory) lendLocal(lr *lendRound, a, stop uint64, k, j int, visit func(p
 }
 
 // lendAgain reads pages [k, j) by ReadPhys and shows them, the first
-// segment replacing the one shown before (Retry). They are read into the
-// round's own buffer for this, lendCopyPages at a time: the round buffer
-// holds the round's copies.
+// segment replacing the one shown before (Retry). They are read into a
+// buffer of their own, lendCopyPages at a time: the round's buffer holds
+// its copies, packed.
 func (m *Memory) lendAgain(lr *lendRound, a, stop uint64, k, j int, visit func(physmem.Segment) bool) bool {
 	if need := min(j-k, lendCopyPages) * PageSize; len(lr.again) < need {
 		lr.again = make([]byte, need)
