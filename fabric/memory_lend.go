@@ -98,10 +98,10 @@ func (m *Memory) LendPhys(addr, n uint64, visit func(physmem.Segment) bool) erro
 // rounds. A round is classified as it starts, which decides where it ends
 // and so where the next one starts; while one round is shown, the copies
 // of the next lendDepth-1 are read: a scan's search overlaps its fetches,
-// and the fetches of two rounds are in flight together, so a sub-host gathers one round's
-// pages while the other's are on the wire (one at a time, a fetch waited
-// for the one before it: a scan by proxy read remote pages at 0.3 of what
-// the transport streams).
+// and the fetches of two rounds are in flight together, so a sub-host
+// gathers one round's pages while the other's are on the wire (one at a
+// time, a fetch waited for the one before it: a scan by proxy read remote
+// pages at 0.3 of what the transport streams).
 func (m *Memory) lendRounds(a, stop uint64, visit func(physmem.Segment) bool) (more bool, failed int) {
 	var rounds [lendDepth]*lendRound
 	var done [lendDepth]chan struct{}
