@@ -43,15 +43,16 @@
 //
 // Memory is also a physmem.Lender: LendPhys shows memory in place, without
 // copying it, for scans. It walks its range in rounds (256 pages, doubling
-// to 1024): a round loads the words of its pages, shows local ones straight
+// to 8192, each ending once it holds 512 pages to read, so every fetch is
+// a full batch): a round loads the words of its pages, shows local ones straight
 // from the view and adaptive cache hits straight from the cache (under the
 // cache's read lock, so no insert reuses them meanwhile; frames whose pages
 // lie one after another in the cache are one segment), shows frames never
 // written as Zero segments (a local word with no page in guest RAM, the
 // word unchanged across the residency query), and reads the rest with one
-// ReadPhys. The next two rounds are classified and read while the caller
-// searches the current one (their fetches in flight together), into
-// buffers a Memory faults in as it opens. After a local run is shown its
+// ReadPhys. The next two rounds are read while the caller searches the
+// current one (their fetches in flight together), into buffers a Memory
+// faults in as it opens. After a local run is shown its
 // words are reloaded; a run whose word changed, or whose view faulted
 // while the caller read it (the page moved away), is read again by
 // ReadPhys and shown again with Retry set.

@@ -112,7 +112,7 @@ type Memory struct {
 	// lendSpare keeps LendPhys's round buffers (outside the Go heap, in
 	// huge pages where the system has them) between calls
 	lendSpare hugemem.Spare
-	// lendRounds keeps the rounds' scratch (words, kinds, the buffer for
+	// lendScratch keeps the rounds' scratch (words, kinds, the buffer for
 	// pages shown again) between LendPhys calls: a search that lends a
 	// megabyte at a time would make them anew each time
 	lendScratch sync.Pool // *lendRound

@@ -156,9 +156,16 @@ func lendError(failed int) error {
 	return nil
 }
 
-// span makes lr the round from a: up to pages pages, ending by limit.
+// span makes lr the round from a: up to pages pages, ending by limit. A
+// rest of less than half a round is taken in too (up to lendPages): a lend
+// of a megabyte and a few bytes (a search's chunk and the overlap of its
+// patterns) would otherwise end in a round of one page, a fetch of its own.
 func (lr *lendRound) span(a, limit uint64, pages int) {
-	lr.a, lr.stop = a, min(limit, a&^(PageSize-1)+uint64(pages)*PageSize)
+	end := a&^(PageSize-1) + uint64(pages)*PageSize
+	if limit > end && limit-end < uint64(pages)*PageSize/2 && int(GFNOf(limit-1)-GFNOf(a)) < lendPages {
+		end = limit
+	}
+	lr.a, lr.stop = a, min(limit, end)
 	lr.np = int(GFNOf(lr.stop-1)-GFNOf(a)) + 1
 }
 

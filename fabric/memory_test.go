@@ -864,3 +864,37 @@ func (r recordingTransport) ReadSlots(ctx context.Context, b []fabric.SlotIO) er
 	r.record(len(b))
 	return r.Transport.ReadSlots(ctx, b)
 }
+
+// TestMemoryLendTakesInASmallRest: a lend of a megabyte and a few bytes
+// (a search's chunk with its patterns' overlap) is one fetch, not a full
+// round and then a round of one page with a fetch of its own.
+func TestMemoryLendTakesInASmallRest(t *testing.T) {
+	const pages = 300
+	content := stampedContent(pages)
+	vm := newFakeVM(t, content, 1, pages)
+	for g := range pages {
+		if err := vm.pageOut(fabric.GFN(g), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var batches []int
+	tr := vm.trs[0]
+	vm.trs = map[uint8]fabric.Transport{0: recordingTransport{Transport: tr, record: func(n int) {
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	}}}
+	m := vm.memory(t, fabric.MemoryConfig{Method: fabric.MethodProxy})
+	const n = 1<<20 + 21
+	var got []byte
+	if err := m.LendPhys(0, n, func(s physmem.Segment) bool {
+		got = append(got, s.Data...)
+		return s.Err == nil
+	}); err != nil || !bytes.Equal(got, content[:n]) {
+		t.Fatalf("lend of %d bytes: %d bytes, right %v (%v)", n, len(got), bytes.Equal(got, content[:len(got)]), err)
+	}
+	if len(batches) != 1 || batches[0] != 257 {
+		t.Errorf("fetch batches %v, want one of all 257 pages", batches)
+	}
+}

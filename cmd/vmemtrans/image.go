@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,7 +64,7 @@ func compressImage(inPath, out string, level zstd.EncoderLevel, frameSize int) e
 	defer enc.Close()
 	if ist, err := src.Stat(); err == nil {
 		if ost, err := os.Stat(out); err == nil && os.SameFile(ist, ost) {
-			return fmt.Errorf("image compress: %s is the input itself", out)
+			return fmt.Errorf("image compress: %s is the input itself: give another output path", out)
 		}
 	}
 	dst, err := os.Create(out)
@@ -82,7 +81,7 @@ func compressImage(inPath, out string, level zstd.EncoderLevel, frameSize int) e
 	}
 	br := bufio.NewReaderSize(file, 1<<20)
 	content := &countingReader{r: br}
-	if head, _ := br.Peek(4); bytes.Equal(head, zstdMagic) {
+	if head, _ := br.Peek(4); image.IsZstd(head) {
 		// A zstd dump (one stream, or seekable already) is made seekable
 		// from its content.
 		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
@@ -149,5 +148,3 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
-
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}

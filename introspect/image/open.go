@@ -12,6 +12,10 @@ var (
 	elfMagic  = []byte{0x7f, 'E', 'L', 'F'}
 )
 
+// IsZstd reports whether a file starting with head is zstd compressed
+// (one stream or the seekable format).
+func IsZstd(head []byte) bool { return bytes.HasPrefix(head, zstdMagic) }
+
 // DefaultMaxSize is the default bound on the memory an image file may hold
 // or expand to: a guest of 1 TiB (large-memory guests are what gets split;
 // their dumps are sparse, and the bound is against malformed images).
